@@ -1,0 +1,1 @@
+"""tcp_lab benchmarks: ``python -m benchmarks [--quick] [--only NAME ...]`` (``make bench``)."""

@@ -1,0 +1,266 @@
+"""One validated, immutable settings object.
+
+Settings come from, in increasing priority: built-in defaults, the JSON file
+``config/settings.json`` (or the file named by ``TCP_LAB_SETTINGS_FILE``), and
+environment variables:
+
+=========================  ===================  ==========================================
+environment variable       settings-file key    default
+=========================  ===================  ==========================================
+``TCP_LAB_HOME``           ``home``             ``./data``
+``TCP_LAB_DATABASE_URL``   ``database_url``     ``duckdb:///<home>/tcp_lab.duckdb``
+``TCP_LAB_REDIS_URL``      ``redis_url``        ``memory://`` (in-process fakeredis)
+``TCP_LAB_SCHEDULER``      ``scheduler``        unset: run in this process
+=========================  ===================  ==========================================
+
+Nothing is read at import time: call :func:`load_settings`. URLs that carry a
+password are redacted by ``repr``/``str`` and :meth:`Settings.redacted`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from tcp_lab.errors import ConfigError
+
+__all__ = [
+    "DATABASE_SCHEMES",
+    "BUS_SCHEMES",
+    "Settings",
+    "load_settings",
+    "redact_url",
+]
+
+#: URL schemes a store can be opened from (see ``tcp_lab.store``).
+DATABASE_SCHEMES = ("duckdb", "postgresql", "postgresql+psycopg2", "postgres")
+#: URL schemes a bus can be opened from (see ``tcp_lab.bus``).
+BUS_SCHEMES = ("memory", "redis", "rediss", "unix")
+
+ENV_VARS = {
+    "home": "TCP_LAB_HOME",
+    "database_url": "TCP_LAB_DATABASE_URL",
+    "redis_url": "TCP_LAB_REDIS_URL",
+    "scheduler": "TCP_LAB_SCHEDULER",
+}
+SETTINGS_FILE_ENV = "TCP_LAB_SETTINGS_FILE"
+DEFAULT_SETTINGS_FILE = Path("config") / "settings.json"
+DEFAULT_DB_FILE = "tcp_lab.duckdb"
+
+
+def redact_url(url: str | None) -> str | None:
+    """Return ``url`` with any password replaced by ``***``.
+
+    Examples
+    --------
+    >>> redact_url("postgresql://bob:s3cret@db:5432/lab")
+    'postgresql://bob:***@db:5432/lab'
+    """
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _check_url(value: str, schemes: tuple[str, ...], field: str) -> str:
+    value = value.strip()
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as e:
+        raise ValueError(f"{field}={redact_url(value)!r} is not a valid URL ({e})") from None
+    if not parts.scheme or "://" not in value:
+        raise ValueError(
+            f"{field}={redact_url(value)!r} has no scheme; expected one of "
+            + ", ".join(f"{s}://" for s in schemes)
+        )
+    if parts.scheme not in schemes:
+        guess = difflib.get_close_matches(parts.scheme, schemes, n=1)
+        did_you_mean = f" (did you mean {guess[0]}://?)" if guess else ""
+        raise ValueError(
+            f"{field}={redact_url(value)!r}: unknown scheme {parts.scheme!r}{did_you_mean}; "
+            "expected one of " + ", ".join(f"{s}://" for s in schemes)
+        )
+    return value
+
+
+class Settings(BaseModel):
+    """Resolved tcp_lab settings (immutable; build with :func:`load_settings`).
+
+    Attributes
+    ----------
+    home
+        Directory for the embedded database, reports and run artefacts.
+    database_url
+        ``duckdb:///relative/file.duckdb``, ``duckdb:////abs/file.duckdb`` or
+        ``postgresql://user@host:5432/db``.
+    redis_url
+        ``memory://`` (in-process fakeredis) or ``redis://host:6379/0``.
+    scheduler
+        ``None`` (in process), ``"local"`` (a Dask LocalCluster) or
+        ``tcp://host:8786`` (an existing Dask scheduler).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    home: Path
+    database_url: str
+    redis_url: str = "memory://"
+    scheduler: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        return _check_url(v, DATABASE_SCHEMES, "database_url")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        return _check_url(v, BUS_SCHEMES, "redis_url")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str | None) -> str | None:
+        if v is None or v.strip() in ("", "none"):
+            return None
+        v = v.strip()
+        if v == "local":
+            return v
+        return _check_url(v, ("tcp", "tls", "ws", "wss", "inproc"), "scheduler")
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when storage is a DuckDB file and the bus is in-process (one process only)."""
+        return self.database_url.startswith("duckdb") or self.redis_url.startswith("memory")
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a plain dict with passwords in URLs replaced by ``***``."""
+        return {
+            "home": str(self.home),
+            "database_url": redact_url(self.database_url),
+            "redis_url": redact_url(self.redis_url),
+            "scheduler": redact_url(self.scheduler),
+        }
+
+    def __repr_args__(self):  # used by repr() and str()
+        return list(self.redacted().items())
+
+
+def _read_settings_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"settings file {path}: invalid JSON at line {e.lineno} column {e.colno} ({e.msg})",
+            hint="fix the file or remove it to use the defaults",
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"settings file {path}: expected a JSON object, got {type(data).__name__}",
+            hint='write e.g. {"database_url": "duckdb:///data/tcp_lab.duckdb"}',
+        )
+    known = set(ENV_VARS)
+    for key in data:
+        if key not in known:
+            guess = difflib.get_close_matches(key, sorted(known), n=1)
+            did_you_mean = f"; did you mean {guess[0]!r}?" if guess else ""
+            raise ConfigError(
+                f"settings file {path}: unknown key {key!r}{did_you_mean}",
+                hint="known keys: " + ", ".join(sorted(known)),
+            )
+    return data
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    settings_file: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Resolve and validate the settings.
+
+    Parameters
+    ----------
+    env
+        Environment to read ``TCP_LAB_*`` variables from (default ``os.environ``).
+    settings_file
+        JSON file to read (default ``$TCP_LAB_SETTINGS_FILE`` or
+        ``config/settings.json`` when it exists).
+    **overrides
+        Values that win over everything else (``database_url=...``), for tests
+        and notebooks.
+
+    Returns
+    -------
+    Settings
+
+    Raises
+    ------
+    ConfigError
+        An unknown key, a malformed URL or an invalid value; the message names
+        the key and where it came from.
+
+    Examples
+    --------
+    >>> s = load_settings(env={"TCP_LAB_HOME": "/tmp/lab"})
+    >>> s.database_url
+    'duckdb:////tmp/lab/tcp_lab.duckdb'
+    """
+    env = os.environ if env is None else env
+    explicit_file = settings_file is not None or SETTINGS_FILE_ENV in env
+    path = Path(settings_file or env.get(SETTINGS_FILE_ENV) or DEFAULT_SETTINGS_FILE)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if path.is_file():
+        for key, value in _read_settings_file(path).items():
+            values[key] = value
+            sources[key] = f"settings file {path}"
+    elif explicit_file:
+        raise ConfigError(
+            f"settings file {path} does not exist",
+            hint=f"create it or unset {SETTINGS_FILE_ENV}",
+        )
+    for key, var in ENV_VARS.items():
+        if env.get(var):
+            values[key] = env[var]
+            sources[key] = f"environment variable {var}"
+    for key, value in overrides.items():
+        if key not in ENV_VARS:
+            raise ConfigError(f"unknown setting {key!r}", hint="known: " + ", ".join(ENV_VARS))
+        if value is not None:
+            values[key] = value
+            sources[key] = "argument"
+
+    home = Path(values.get("home") or "data").expanduser().resolve()
+    values["home"] = home
+    if not values.get("database_url"):
+        values["database_url"] = f"duckdb:///{home / DEFAULT_DB_FILE}"
+    try:
+        return Settings(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        where = sources.get(key, "default")
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(
+            f"invalid setting {key} (from {where}): {msg}",
+            hint=f"fix {ENV_VARS.get(key, key)} or the settings file",
+        ) from None

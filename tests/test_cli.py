@@ -1,0 +1,33 @@
+"""The CLI's top-level behaviour: errors are one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tcp_lab.cli import main
+
+
+def test_config_show_prints_redacted_settings(capsys, monkeypatch):
+    monkeypatch.setenv("TCP_LAB_DATABASE_URL", "postgresql://bob:hunter2@db:5432/lab")
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    shown = json.loads(out)
+    assert shown["database_url"] == "postgresql://bob:***@db:5432/lab"
+    assert "hunter2" not in out
+
+
+def test_config_error_is_one_line_and_exit_2(capsys, monkeypatch):
+    monkeypatch.setenv("TCP_LAB_REDIS_URL", "http://nope")
+    assert main(["config", "show"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tcp-lab: error: invalid setting redis_url")
+    assert err.count("\n") == 1
+
+
+def test_console_script_runs_as_module():
+    proc = subprocess.run([sys.executable, "-m", "tcp_lab", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0
+    assert "config" in proc.stdout
