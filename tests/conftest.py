@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -36,10 +35,9 @@ def _isolated_settings(tmp_path, monkeypatch):
                 "TCP_LAB_SETTINGS_FILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TCP_LAB_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TCP_LAB_SETTINGS_FILE", str(_EMPTY_SETTINGS))
-
-
-_EMPTY_SETTINGS = Path(__file__).parent / "data" / "empty_settings.json"
+    empty = tmp_path / "empty_settings.json"
+    empty.write_text("{}")
+    monkeypatch.setenv("TCP_LAB_SETTINGS_FILE", str(empty))
 
 
 @pytest.fixture(scope="session")
