@@ -1,0 +1,34 @@
+"""Backtests: the vectorized engine (vectorbt), honest metrics, stored runs, sweeps.
+
+vectorbt lives here and nowhere else. ``sweep`` loads lazily from
+:mod:`tcp_lab.backtest.sweep`.
+
+>>> from tcp_lab.backtest import run_backtest          # doctest: +SKIP
+>>> result = run_backtest("sma_cross", candles)         # doctest: +SKIP
+>>> result.metrics["sharpe"]                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tcp_lab.backtest.engine import run_backtest
+from tcp_lab.backtest.result import BacktestResult
+
+__all__ = ["run_backtest", "BacktestResult", "sweep"]
+
+_LAZY = {"sweep": "tcp_lab.backtest.sweep"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tcp_lab.backtest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tcp_lab.backtest.sweep import sweep

@@ -1,0 +1,276 @@
+"""Backtest metrics by our own written-down definitions (numpy in, floats out).
+
+Conventions used by every function here:
+
+* ``equity`` is the equity curve **starting with the initial capital**:
+  ``equity[0]`` is the cash before the first fill, ``equity[i]`` (``i >= 1``)
+  the marked-to-market value at the close of candle ``i - 1``. The per-bar
+  returns are ``r[i] = equity[i + 1] / equity[i] - 1``.
+* Returns and drawdowns are **fractions** (``0.25`` is 25 %).
+* A year is 365 days (crypto trades every day). ``bars_per_year`` comes from
+  the candle timeframe (``Timeframe.per_year``: 525,600 for 1m candles).
+* The risk-free rate is 0.
+* Trade statistics use **closed trades only** (an open position at the end is
+  in the equity, not in the win rate).
+* A metric that is undefined for the input (no trades, zero volatility, zero
+  duration) is ``nan``; ``inf`` only where the definition gives it (profit
+  factor without a losing trade).
+
+The functions take plain numpy arrays so the parameter sweep can call them per
+combination (or mirror them in numba).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "METRIC_NAMES",
+    "total_return",
+    "cagr",
+    "bar_returns",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "win_rate",
+    "profit_factor",
+    "exposure",
+    "compute_metrics",
+]
+
+#: Per-bar return standard deviation treated as zero (float rounding of a constant return).
+_NO_VOLATILITY = 1e-13
+
+#: Keys of :func:`compute_metrics`, in display order.
+METRIC_NAMES = (
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "win_rate",
+    "profit_factor",
+    "n_trades",
+    "avg_trade_return",
+    "exposure",
+)
+
+
+def total_return(equity: np.ndarray) -> float:
+    """``equity[-1] / equity[0] - 1``: the whole run's return on the initial capital.
+
+    Examples
+    --------
+    >>> round(total_return(np.array([100.0, 110.0, 121.0])), 12)
+    0.21
+    """
+    e = np.asarray(equity, dtype=np.float64)
+    if e.size == 0 or e[0] <= 0:
+        return math.nan
+    return float(e[-1] / e[0] - 1.0)
+
+
+def cagr(equity: np.ndarray, years: float) -> float:
+    """Compound annual growth rate: ``(equity[-1] / equity[0]) ** (1 / years) - 1``.
+
+    ``years`` is the span from the first to the last candle in 365-day years.
+    ``-1`` when the equity ends at or below zero; ``nan`` when ``years <= 0``.
+
+    Examples
+    --------
+    >>> round(cagr(np.array([100.0, 121.0]), 2.0), 12)
+    0.1
+    """
+    e = np.asarray(equity, dtype=np.float64)
+    if e.size == 0 or e[0] <= 0 or not years > 0:
+        return math.nan
+    growth = e[-1] / e[0]
+    if growth <= 0:
+        return -1.0
+    try:
+        return float(math.exp(math.log(growth) / years) - 1.0)
+    except OverflowError:
+        return math.inf
+
+
+def bar_returns(equity: np.ndarray) -> np.ndarray:
+    """Per-bar simple returns ``equity[1:] / equity[:-1] - 1`` (0 where the base is 0)."""
+    e = np.asarray(equity, dtype=np.float64)
+    if e.size < 2:
+        return np.empty(0)
+    base = e[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = e[1:] / base - 1.0
+    if not (base != 0).all():
+        r[base == 0] = 0.0
+    return r
+
+
+def sharpe(returns: np.ndarray, bars_per_year: float) -> float:
+    """Annualised Sharpe ratio: ``mean(r) / std(r, ddof=1) * sqrt(bars_per_year)``.
+
+    ``r`` are per-bar returns, risk-free rate 0. ``nan`` with fewer than two
+    returns or no volatility (a standard deviation below ``1e-13``: the
+    rounding noise of a constant return).
+
+    Examples
+    --------
+    >>> round(sharpe(np.array([0.01, -0.01, 0.02, 0.0]), 365), 4)
+    7.3993
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    if r.size < 2:
+        return math.nan
+    sd = float(np.std(r, ddof=1))
+    mean = float(np.mean(r))
+    if not sd > _NO_VOLATILITY:
+        return math.nan
+    return mean / sd * math.sqrt(bars_per_year)
+
+
+def sortino(returns: np.ndarray, bars_per_year: float) -> float:
+    """Annualised Sortino ratio: ``mean(r) / DD * sqrt(bars_per_year)``.
+
+    ``DD`` is the downside deviation against a 0 target over **all** bars:
+    ``sqrt(mean(min(r, 0) ** 2))`` (bars with a gain count as zero shortfall).
+    ``inf`` when there is no losing bar and the mean is positive, ``nan`` when
+    the mean is 0 as well or there are no returns.
+
+    Examples
+    --------
+    >>> round(sortino(np.array([0.02, -0.01]), 1), 4)
+    0.7071
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    if r.size == 0:
+        return math.nan
+    mean = float(np.mean(r))
+    dd = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+    if dd == 0:
+        return math.inf if mean > 0 else math.nan
+    return mean / dd * math.sqrt(bars_per_year)
+
+
+def max_drawdown(equity: np.ndarray) -> float:
+    """Largest fall from a running peak, as a fraction of that peak (``0.25`` = 25 %).
+
+    ``max_t (1 - equity[t] / max(equity[:t+1]))``; 0 for a curve that never
+    falls. Reported as a positive number.
+
+    Examples
+    --------
+    >>> max_drawdown(np.array([100.0, 120.0, 90.0, 130.0]))
+    0.25
+    """
+    e = np.asarray(equity, dtype=np.float64)
+    if e.size == 0:
+        return math.nan
+    peak = np.maximum.accumulate(e)
+    if peak[0] <= 0:
+        return math.nan
+    return float(max(1.0 - (e / peak).min(), 0.0))
+
+
+def calmar(cagr_value: float, max_drawdown_value: float) -> float:
+    """``CAGR / |max drawdown|`` (both fractions); ``nan`` when there was no drawdown."""
+    if not max_drawdown_value > 0 or math.isnan(cagr_value):
+        return math.nan
+    return cagr_value / abs(max_drawdown_value)
+
+
+def win_rate(trade_pnl: np.ndarray) -> float:
+    """Fraction of closed trades with a positive PnL (after fees); ``nan`` without trades."""
+    pnl = np.asarray(trade_pnl, dtype=np.float64)
+    if pnl.size == 0:
+        return math.nan
+    return float(np.count_nonzero(pnl > 0) / pnl.size)
+
+
+def profit_factor(trade_pnl: np.ndarray) -> float:
+    """Gross profit / gross loss over closed trades: ``sum(pnl > 0) / |sum(pnl < 0)|``.
+
+    ``inf`` when there are winners and no loser, ``nan`` without winners and losers.
+
+    Examples
+    --------
+    >>> profit_factor(np.array([30.0, -10.0, -5.0]))
+    2.0
+    """
+    pnl = np.asarray(trade_pnl, dtype=np.float64)
+    gain = float(pnl[pnl > 0].sum())
+    loss = float(-pnl[pnl < 0].sum())
+    if loss == 0:
+        return math.inf if gain > 0 else math.nan
+    return gain / loss
+
+
+def exposure(in_market: np.ndarray) -> float:
+    """Fraction of candles at whose close a position is held (``nan`` for no candles)."""
+    m = np.asarray(in_market, dtype=bool)
+    if m.size == 0:
+        return math.nan
+    return float(np.count_nonzero(m) / m.size)
+
+
+def compute_metrics(
+    equity: np.ndarray,
+    trade_pnl: np.ndarray,
+    trade_returns: np.ndarray,
+    in_market: np.ndarray,
+    bars_per_year: float,
+    years: float,
+) -> dict[str, float]:
+    """Every metric of :data:`METRIC_NAMES` for one run.
+
+    Parameters
+    ----------
+    equity
+        Equity curve starting with the initial capital (length ``n + 1`` for
+        ``n`` candles).
+    trade_pnl, trade_returns
+        PnL (currency, after fees) and return (PnL / cost of entry, after
+        fees) of each **closed** trade.
+    in_market
+        bool per candle: a position is held at that candle's close.
+    bars_per_year
+        Candles per 365-day year (``parse_timeframe("1m").per_year``).
+    years
+        Span from the first to the last candle in 365-day years.
+
+    Returns
+    -------
+    dict
+        ``total_return``, ``cagr``, ``max_drawdown``, ``win_rate``,
+        ``exposure``, ``avg_trade_return`` (fractions); ``sharpe``,
+        ``sortino``, ``calmar``, ``profit_factor`` (ratios); ``n_trades``
+        (closed trades, an int).
+
+    Examples
+    --------
+    >>> m = compute_metrics(np.array([100.0, 110.0, 99.0, 121.0]), np.array([21.0]),
+    ...                     np.array([0.21]), np.array([True, True, True]), 365.0, 3 / 365)
+    >>> round(m["total_return"], 12), round(m["max_drawdown"], 12), m["n_trades"]
+    (0.21, 0.1, 1)
+    """
+    e = np.asarray(equity, dtype=np.float64)
+    r = bar_returns(e)
+    tr = np.asarray(trade_returns, dtype=np.float64)
+    growth = cagr(e, years)
+    mdd = max_drawdown(e)
+    return {
+        "total_return": total_return(e),
+        "cagr": growth,
+        "sharpe": sharpe(r, bars_per_year),
+        "sortino": sortino(r, bars_per_year),
+        "max_drawdown": mdd,
+        "calmar": calmar(growth, mdd),
+        "win_rate": win_rate(trade_pnl),
+        "profit_factor": profit_factor(trade_pnl),
+        "n_trades": int(np.asarray(trade_pnl).size),
+        "avg_trade_return": float(tr.mean()) if tr.size else math.nan,
+        "exposure": exposure(in_market),
+    }

@@ -1,0 +1,284 @@
+"""What a backtest returns: metrics, trades, equity, signals, figures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics
+from tcp_lab.errors import DataError
+from tcp_lab.strategies import StrategyOutput
+from tcp_lab.timeframes import Timeframe, parse_timeframe
+
+if TYPE_CHECKING:  # pragma: no cover
+    import plotly.graph_objects as go
+
+    from tcp_lab.strategies import BaseStrategy
+
+__all__ = ["BacktestResult", "TRADE_COLUMNS", "empty_trades"]
+
+#: Columns of :attr:`BacktestResult.trades`.
+TRADE_COLUMNS = (
+    "entry_time", "exit_time", "entry_price", "exit_price", "size", "entry_fees",
+    "exit_fees", "fees", "pnl", "return", "direction", "status",
+)
+_YEAR = pd.Timedelta(days=365)
+
+
+def empty_trades() -> pd.DataFrame:
+    """A trades frame with no rows and the right dtypes."""
+    ts = pd.Series([], dtype="datetime64[us, UTC]")
+    f = pd.Series([], dtype="float64")
+    return pd.DataFrame(
+        {c: ts if c.endswith("_time") else f for c in TRADE_COLUMNS[:10]}
+        | {"direction": pd.Series([], dtype="str"), "status": pd.Series([], dtype="str")}
+    ).rename_axis("trade")
+
+
+def _trades_frame(records: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """vectorbt trade records -> our trades frame (open trades: no exit time/price)."""
+    if len(records) == 0:
+        return empty_trades()
+    is_open = records["status"] == 0
+    exit_price = np.where(is_open, np.nan, records["exit_price"])
+    df = pd.DataFrame(
+        {
+            "entry_time": index[records["entry_idx"]],
+            "exit_time": index[records["exit_idx"]].where(~is_open),
+            "entry_price": records["entry_price"],
+            "exit_price": exit_price,
+            "size": records["size"],
+            "entry_fees": records["entry_fees"],
+            "exit_fees": records["exit_fees"],
+            "fees": records["entry_fees"] + records["exit_fees"],
+            "pnl": records["pnl"],
+            "return": records["return"],
+            "direction": np.where(records["direction"] == 0, "long", "short"),
+            "status": np.where(is_open, "open", "closed"),
+        }
+    )
+    return df.rename_axis("trade")
+
+
+def _replay(
+    orders: np.ndarray, trades: np.ndarray, close: np.ndarray, init_cash: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Equity, position and in-market flag at each close, from vectorbt's order/trade records.
+
+    Same numbers as ``Portfolio.value()``/``assets()`` (a test pins it) without
+    their pandas wrapping, which costs more than the simulation on 1M candles.
+    A candle is in the market when a trade is open at its close: from the
+    entry candle up to, not including, the exit candle.
+    """
+    n = close.size
+    signed = np.where(orders["side"] == 0, orders["size"], -orders["size"])
+    flow = np.bincount(orders["idx"], weights=signed, minlength=n)
+    cash_flow = np.bincount(
+        orders["idx"], weights=-signed * orders["price"] - orders["fees"], minlength=n
+    )
+    edges = np.bincount(trades["entry_idx"], minlength=n + 1).astype(np.int64)
+    done = trades[trades["status"] == 1]
+    edges -= np.bincount(done["exit_idx"], minlength=n + 1)
+    in_market = np.cumsum(edges[:n]) > 0
+    position = np.where(in_market, np.cumsum(flow), 0.0)
+    value = init_cash + np.cumsum(cash_flow) + position * close
+    return value, position, in_market
+
+
+class BacktestResult:
+    """One backtest: its metrics, trades, equity curve, signals and figures.
+
+    Attributes
+    ----------
+    strategy_name, parameters
+        Registry name and parameter values of the strategy.
+    options
+        ``fees``, ``slippage``, ``init_cash``, ``size``, ``size_type``,
+        ``direction``, ``price``.
+    timeframe, symbol, exchange
+        What the candles were (symbol/exchange may be ``None``).
+    metrics
+        Our metrics (:mod:`tcp_lab.backtest.metrics`) plus ``n_open_trades``,
+        ``fees_paid``, ``final_equity``, ``buy_and_hold_return``.
+    trades
+        One row per trade: :data:`TRADE_COLUMNS`. ``pnl``/``return`` are after
+        fees; an open trade has no exit time/price and its PnL is marked at
+        the last close.
+    equity
+        Portfolio value at each candle's close (tz-aware UTC index).
+    position
+        Units of the base asset held at each close (negative when short).
+    candles, output
+        The candles and the strategy output (``None`` for a loaded run).
+    run_id
+        Set once the run is stored (:func:`tcp_lab.backtest.runs.save_run`).
+    """
+
+    def __init__(
+        self,
+        *,
+        strategy_name: str,
+        parameters: Mapping[str, Any],
+        options: Mapping[str, Any],
+        timeframe: Timeframe | str,
+        metrics: Mapping[str, Any],
+        trades: pd.DataFrame,
+        equity: pd.Series,
+        position: pd.Series | None = None,
+        candles: pd.DataFrame | None = None,
+        output: StrategyOutput | None = None,
+        symbol: str | None = None,
+        exchange: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.strategy_name = strategy_name
+        self.parameters = dict(parameters)
+        self.options = dict(options)
+        self.timeframe = parse_timeframe(timeframe)
+        self.metrics = dict(metrics)
+        self.trades = trades
+        self.equity = equity
+        self.position = position
+        self.candles = candles
+        self.output = output
+        self.symbol = symbol
+        self.exchange = exchange
+        self.run_id = run_id
+
+    @classmethod
+    def from_portfolio(
+        cls,
+        pf: Any,
+        *,
+        strategy: BaseStrategy,
+        candles: pd.DataFrame,
+        output: StrategyOutput,
+        timeframe: Timeframe,
+        options: Mapping[str, Any],
+        symbol: str | None = None,
+        exchange: str | None = None,
+    ) -> BacktestResult:
+        """Build a result from a one-column vectorbt ``Portfolio`` run on numpy arrays."""
+        index = candles.index
+        close = candles["close"].to_numpy()
+        records = pf.trades.records_arr
+        orders = pf.orders.records_arr
+        value, position, in_market = _replay(orders, records, close, float(options["init_cash"]))
+        closed = records[records["status"] == 1]
+        years = (index[-1] - index[0]) / _YEAR
+        metrics: dict[str, Any] = compute_metrics(
+            np.concatenate(([float(options["init_cash"])], value)),
+            closed["pnl"],
+            closed["return"],
+            in_market,
+            timeframe.per_year,
+            years,
+        )
+        metrics.update(
+            n_open_trades=int(len(records) - len(closed)),
+            fees_paid=float(orders["fees"].sum()),
+            final_equity=float(value[-1]),
+            buy_and_hold_return=float(close[-1] / close[0] - 1.0),
+        )
+        return cls(
+            strategy_name=strategy.name or type(strategy).__qualname__,
+            parameters=dict(strategy.params),
+            options=options,
+            timeframe=timeframe,
+            metrics=metrics,
+            trades=_trades_frame(records, index),
+            equity=pd.Series(value, index=index, name="equity"),
+            position=pd.Series(position, index=index, name="position"),
+            candles=candles,
+            output=output,
+            symbol=symbol,
+            exchange=exchange,
+        )
+
+    # -- derived series ---------------------------------------------------------------
+    @cached_property
+    def drawdown(self) -> pd.Series:
+        """Fraction below the running peak of :attr:`equity` at each close (>= 0)."""
+        e = self.equity.to_numpy()
+        peak = np.maximum.accumulate(np.concatenate(([self.options["init_cash"]], e)))[1:]
+        return pd.Series(1.0 - e / peak, index=self.equity.index, name="drawdown")
+
+    @cached_property
+    def signals(self) -> pd.DataFrame:
+        """Per candle: the strategy's signal columns and the bot's ``action`` (buy/sell/hold)."""
+        out = self._require_output("signals")
+        cols = {k: v.to_numpy() for k, v in out.signal_columns().items()}
+        buy = cols["entries"] | cols.get("short_exits", False)
+        sell = cols["exits"] | cols.get("short_entries", False)
+        codes = np.where(buy & ~sell, 0, np.where(sell & ~buy, 1, 2)).astype(np.int8)
+        action = pd.Categorical.from_codes(codes, categories=["buy", "sell", "hold"])
+        return pd.DataFrame(cols | {"action": action}, index=self.equity.index)
+
+    @property
+    def indicators(self) -> dict[str, pd.Series]:
+        """The strategy's indicator series (empty for a loaded run)."""
+        return {} if self.output is None else dict(self.output.indicators)
+
+    def _require_output(self, what: str) -> StrategyOutput:
+        if self.output is None:
+            raise DataError(
+                f"backtest run {self.run_id}: {what} are not stored with a run",
+                hint="re-run it with run_backtest(...) on the same candles",
+            )
+        return self.output
+
+    # -- presentation -----------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """``sma_cross(fast=10, slow=30) on BTC/USDT 1m``."""
+        params = ", ".join(f"{k}={v}" for k, v in self.parameters.items())
+        where = " ".join(x for x in (self.exchange, self.symbol, self.timeframe.name) if x)
+        return f"{self.strategy_name}({params}) on {where}"
+
+    def summary(self) -> pd.Series:
+        """Metrics in display order as a Series (fractions, ratios and counts)."""
+        keys = [*METRIC_NAMES, *[k for k in self.metrics if k not in METRIC_NAMES]]
+        data = {k: self.metrics[k] for k in keys if k in self.metrics}
+        return pd.Series(data, name=self.label, dtype=object)
+
+    def plot(self, *, max_points: int = 5000) -> go.Figure:
+        """Candlesticks with the indicators, entry/exit markers and volume (plotly)."""
+        from tcp_lab.reports.figures import strategy_figure
+
+        if self.candles is None:
+            self._require_output("candles")
+        return strategy_figure(
+            self.candles, self.indicators, self.trades, title=self.label, max_points=max_points
+        )
+
+    def plot_equity(self, *, max_points: int = 5000) -> go.Figure:
+        """Equity curve and drawdown (plotly)."""
+        from tcp_lab.reports.figures import equity_figure
+
+        return equity_figure(self.equity, self.drawdown, title=self.label, max_points=max_points)
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write a self-contained HTML report (metrics, figures, trades) and return its path."""
+        from tcp_lab.reports.html import backtest_report
+
+        return backtest_report(self, path)
+
+    def save(self, **kwargs: Any) -> str:
+        """Store the run (:func:`tcp_lab.backtest.runs.save_run`) and return its id."""
+        from tcp_lab.backtest.runs import save_run
+
+        return save_run(self, **kwargs)
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        return (
+            f"<BacktestResult {self.label}: total_return={m.get('total_return', np.nan):.2%} "
+            f"sharpe={m.get('sharpe', np.nan):.2f} "
+            f"max_drawdown={m.get('max_drawdown', np.nan):.2%} "
+            f"trades={m.get('n_trades')}>"
+        )

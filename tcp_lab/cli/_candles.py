@@ -1,0 +1,79 @@
+"""Shared CLI helpers: read a candle file, parse ``--parameters``, build a strategy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tcp_lab.errors import ConfigError, DataError
+
+
+def read_candles_file(path: str | Path) -> pd.DataFrame:
+    """Candles from a ``.parquet`` or ``.csv`` file with a ``ts`` column or index.
+
+    Times must carry a time zone (``2024-01-01T00:01:00Z``); they are
+    validated by the caller.
+
+    Raises
+    ------
+    DataError
+        Missing file, unknown extension or unreadable content.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"candle file {p} does not exist")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(p)
+        elif suffix == ".csv":
+            df = pd.read_csv(p)
+            if "ts" in df.columns:
+                df["ts"] = pd.to_datetime(df["ts"], format="ISO8601")
+        else:
+            raise DataError(
+                f"candle file {p}: unknown extension {suffix!r}", hint="use .parquet or .csv"
+            )
+    except (OSError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"candle file {p}: cannot read it ({e})") from e
+    return df
+
+
+def parse_parameters(text: str | None) -> dict[str, Any] | None:
+    """The ``--parameters`` JSON object, or None.
+
+    Raises
+    ------
+    ConfigError
+        Not valid JSON or not an object.
+    """
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"--parameters is not valid JSON ({e.msg} at column {e.colno})",
+            hint='e.g. --parameters \'{"fast": 10, "slow": 30}\'',
+        ) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"--parameters must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def build_strategy(name: str, parameters: str | None):
+    """A strategy from a registry name, a dotted path or a ``.json`` config file."""
+    from tcp_lab.strategies import get_strategy, load_strategy_config
+
+    params = parse_parameters(parameters)
+    if name.endswith(".json"):
+        strategy = load_strategy_config(name)
+        if params:
+            strategy = type(strategy)({**strategy.params, **params})
+        return strategy
+    return get_strategy(name, params)

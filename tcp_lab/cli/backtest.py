@@ -1,0 +1,105 @@
+"""``tcp-lab backtest``: run one strategy on candles from a file or the store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+
+def _load_from_store(args: argparse.Namespace):
+    from tcp_lab.errors import ConfigError, DataError
+
+    if not (args.exchange and args.symbol and args.timeframe):
+        raise ConfigError(
+            "backtest: no candles given",
+            hint="pass --candles FILE, or --exchange, --symbol and --timeframe for the store",
+        )
+    try:
+        from tcp_lab.store import open_store
+    except ImportError as e:
+        raise ConfigError(
+            f"backtest: the candle store is not available ({e})",
+            hint="pass --candles FILE instead",
+        ) from e
+    with open_store() as store:
+        candles = store.load_candles(
+            args.exchange, args.symbol, args.timeframe, start=args.start, end=args.end
+        )
+    if len(candles) == 0:
+        span = f" between {args.start or '…'} and {args.end or '…'}" if args.start or args.end else ""
+        raise DataError(
+            f"no candles for {args.exchange} {args.symbol} {args.timeframe} in the store{span}",
+            hint="collect or import them first, or pass --candles FILE",
+        )
+    return candles
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tcp_lab.backtest import run_backtest
+    from tcp_lab.cli._candles import build_strategy, read_candles_file
+    from tcp_lab.reports.html import format_metric
+
+    strategy = build_strategy(args.strategy, args.parameters)
+    candles = read_candles_file(args.candles) if args.candles else _load_from_store(args)
+    result = run_backtest(
+        strategy,
+        candles,
+        fees=args.fees,
+        slippage=args.slippage,
+        init_cash=args.init_cash,
+        size=args.size,
+        size_type=args.size_type,
+        direction=args.direction,
+        price=args.price,
+        timeframe=args.timeframe,
+        symbol=args.symbol,
+        exchange=args.exchange,
+    )
+    metrics = result.summary()
+    if args.json:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in metrics.items()}
+        print(json.dumps({"strategy": result.label, "metrics": clean}, default=float))
+    else:
+        print(result.label)
+        for key, value in metrics.items():
+            print(f"  {key:<20} {format_metric(key, value)}")
+    if args.html:
+        print(f"report: {result.to_html(args.html)}")
+    if args.save:
+        print(f"run: {result.save()}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "backtest",
+        help="backtest a strategy and print its metrics",
+        description="Backtest a strategy on candles from a file or from the store. Fills at "
+        "the signal candle's close unless --price next_open.",
+    )
+    p.add_argument("--strategy", required=True,
+                   help="registry name, dotted path pkg.mod:Class, or a .json config")
+    p.add_argument("--parameters", metavar="JSON", help='e.g. \'{"fast": 10, "slow": 30}\'')
+    src = p.add_argument_group("candles (a file, or the store)")
+    src.add_argument("--candles", metavar="FILE", help=".parquet or .csv with a ts column")
+    src.add_argument("--exchange", help="e.g. binance")
+    src.add_argument("--symbol", help="e.g. BTC/USDT")
+    src.add_argument("--timeframe", help="e.g. 1m (inferred from a file when omitted)")
+    src.add_argument("--start", help="UTC start, e.g. 2024-01-01T00:00Z")
+    src.add_argument("--end", help="UTC end")
+    opt = p.add_argument_group("simulation")
+    opt.add_argument("--fees", type=float, default=0.001, help="per fill, 0.001 = 0.1%%")
+    opt.add_argument("--slippage", type=float, default=0.0, help="fraction of the price")
+    opt.add_argument("--init-cash", type=float, default=10_000.0)
+    opt.add_argument("--size", type=float, default=1.0, help="see --size-type (default 1.0)")
+    opt.add_argument("--size-type", choices=("percent", "value", "amount"), default="percent",
+                     help="percent: fraction of equity; value: quote amount; amount: base units")
+    opt.add_argument("--direction", choices=("long", "longshort"), default="long")
+    opt.add_argument("--price", choices=("close", "next_open"), default="close")
+    out = p.add_argument_group("output")
+    out.add_argument("--html", metavar="FILE", help="write an HTML report")
+    out.add_argument("--save", action="store_true", help="store the run under $TCP_LAB_HOME")
+    out.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(handler=_run)

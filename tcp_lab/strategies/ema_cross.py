@@ -1,0 +1,51 @@
+"""``ema_cross``: long while the fast exponential moving average is above the slow one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from tcp_lab.strategies.base import BaseStrategy, Parameter, StrategyOutput, require_less
+from tcp_lab.strategies.indicators import crossed_above, crossed_below, ema, ewm_settle
+from tcp_lab.strategies.registry import register_strategy
+
+__all__ = ["EmaCross"]
+
+
+@register_strategy
+class EmaCross(BaseStrategy):
+    """Enter when EMA(fast) crosses above EMA(slow); exit when it crosses below.
+
+    The EMAs start at the first candle, so a trailing window needs
+    :func:`~tcp_lab.strategies.indicators.ewm_settle` candles to forget that
+    start: :attr:`warmup` is several times ``slow``.
+    """
+
+    name = "ema_cross"
+    parameters = (
+        Parameter("fast", int, 12, min=1, max=100_000, step=1, doc="fast EMA span (candles)"),
+        Parameter("slow", int, 26, min=2, max=100_000, step=1, doc="slow EMA span (candles)"),
+    )
+
+    def check_parameters(self, params: Mapping[str, Any]) -> None:
+        require_less(self.name, params, "fast", "slow")
+
+    @property
+    def warmup(self) -> int:
+        return max(self.params["slow"], ewm_settle(2.0 / (self.params["slow"] + 1))) + 1
+
+    def compute(self, candles: pd.DataFrame) -> StrategyOutput:
+        close = candles["close"].to_numpy()
+        fast = ema(close, self.params["fast"], min_periods=self.params["slow"])
+        slow = ema(close, self.params["slow"])
+        idx = candles.index
+        return StrategyOutput(
+            entries=pd.Series(crossed_above(fast, slow), index=idx, name="entries"),
+            exits=pd.Series(crossed_below(fast, slow), index=idx, name="exits"),
+            indicators={
+                "ema_fast": pd.Series(fast, index=idx, name="ema_fast"),
+                "ema_slow": pd.Series(slow, index=idx, name="ema_slow"),
+            },
+        )

@@ -1,0 +1,161 @@
+"""Indicator functions shared by the strategies: numpy arrays in, numpy arrays out.
+
+Every function is causal (row ``t`` uses rows ``<= t`` only) and returns
+``NaN`` where the indicator is not yet defined (the first ``window - 1`` rows).
+Recursive indicators (EMA, RSI, MACD) start from the first value; how many
+candles they need to forget that start is :func:`ewm_settle`.
+
+Examples
+--------
+>>> import numpy as np
+>>> sma(np.array([1.0, 2.0, 3.0, 4.0]), 2)
+array([nan, 1.5, 2.5, 3.5])
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "sma",
+    "ema",
+    "rolling_std",
+    "rsi",
+    "macd",
+    "bollinger",
+    "crossed_above",
+    "crossed_below",
+    "ewm_settle",
+]
+
+
+def _series(x: np.ndarray) -> pd.Series:
+    return pd.Series(np.asarray(x, dtype=np.float64), copy=False)
+
+
+@numba.njit(cache=True, nogil=True)
+def _rolling_mean_nb(x: np.ndarray, window: int) -> np.ndarray:  # pragma: no cover - numba
+    """Mean of the last ``window`` values; NaN while fewer, or when one is NaN.
+
+    A running sum with Kahan compensation (the algorithm pandas uses), O(n).
+    """
+    n = x.size
+    out = np.full(n, np.nan)
+    total = 0.0
+    comp = 0.0
+    nans = 0
+    for i in range(n):
+        v = x[i]
+        if np.isnan(v):
+            nans += 1
+        else:
+            y = v - comp
+            t = total + y
+            comp = (t - total) - y
+            total = t
+        if i >= window:
+            old = x[i - window]
+            if np.isnan(old):
+                nans -= 1
+            else:
+                y = -old - comp
+                t = total + y
+                comp = (t - total) - y
+                total = t
+        if i >= window - 1 and nans == 0:
+            out[i] = total / window
+    return out
+
+
+def sma(x: np.ndarray, window: int) -> np.ndarray:
+    """Simple moving average over ``window`` values (NaN for the first ``window - 1``)."""
+    return _rolling_mean_nb(np.ascontiguousarray(x, dtype=np.float64), int(window))
+
+
+def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
+    """Population standard deviation (``ddof=0``) over ``window`` values."""
+    return _series(x).rolling(window, min_periods=window).std(ddof=0).to_numpy()
+
+
+def ema(x: np.ndarray, span: int, *, min_periods: int | None = None) -> np.ndarray:
+    """Exponential moving average, ``alpha = 2 / (span + 1)``, started at the first value.
+
+    ``y[0] = x[0]``, ``y[t] = alpha * x[t] + (1 - alpha) * y[t-1]``; NaN for the
+    first ``min_periods - 1`` rows (default ``span``). Leading NaNs in ``x``
+    are skipped.
+    """
+    mp = span if min_periods is None else min_periods
+    return _series(x).ewm(span=span, adjust=False, min_periods=mp).mean().to_numpy()
+
+
+def rsi(x: np.ndarray, period: int) -> np.ndarray:
+    """Wilder's relative strength index in 0..100.
+
+    Average gain and loss are exponential with ``alpha = 1 / period`` over the
+    price changes; ``RSI = 100 - 100 / (1 + gain / loss)`` (100 when there was
+    no loss). NaN for the first ``period`` rows.
+    """
+    s = _series(x)
+    delta = s.diff()
+    up = delta.clip(lower=0.0).ewm(alpha=1.0 / period, adjust=False, min_periods=period).mean()
+    down = (-delta).clip(lower=0.0).ewm(alpha=1.0 / period, adjust=False, min_periods=period)
+    gain, loss = up.to_numpy(), down.mean().to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 100.0 - 100.0 / (1.0 + gain / loss)
+    out[(loss == 0) & (gain > 0)] = 100.0
+    out[(loss == 0) & (gain == 0)] = 50.0
+    return out
+
+
+def macd(
+    x: np.ndarray, fast: int, slow: int, signal: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MACD line (``ema(fast) - ema(slow)``), its signal line (``ema(signal)``) and histogram."""
+    line = ema(x, fast, min_periods=slow) - ema(x, slow)
+    sig = ema(line, signal)
+    return line, sig, line - sig
+
+
+def bollinger(x: np.ndarray, window: int, k: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bollinger bands: middle (SMA), upper and lower (middle ± k population std)."""
+    mid = sma(x, window)
+    dev = k * rolling_std(x, window)
+    return mid, mid + dev, mid - dev
+
+
+def crossed_above(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """True where ``a > b`` now and ``a <= b`` on the previous row (NaN never crosses)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
+    out = np.zeros(a.shape, dtype=bool)
+    out[1:] = (a[1:] > b[1:]) & (a[:-1] <= b[:-1])
+    return out
+
+
+def crossed_below(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """True where ``a < b`` now and ``a >= b`` on the previous row (NaN never crosses)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
+    out = np.zeros(a.shape, dtype=bool)
+    out[1:] = (a[1:] < b[1:]) & (a[:-1] >= b[:-1])
+    return out
+
+
+def ewm_settle(alpha: float, tol: float = 1e-9) -> int:
+    """Rows after which an exponential average's starting value weighs less than ``tol``.
+
+    The start keeps weight ``(1 - alpha) ** k`` after ``k`` rows; a trailing
+    window this long gives the full run's value to about ``tol`` (relative).
+
+    Examples
+    --------
+    >>> ewm_settle(0.5, 1e-3)
+    10
+    """
+    if alpha >= 1.0:
+        return 1
+    return int(math.ceil(math.log(tol) / math.log(1.0 - alpha)))

@@ -1,0 +1,54 @@
+"""``sma_cross``: long while the fast simple moving average is above the slow one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from tcp_lab.strategies.base import BaseStrategy, Parameter, StrategyOutput, require_less
+from tcp_lab.strategies.indicators import crossed_above, crossed_below, sma
+from tcp_lab.strategies.registry import register_strategy
+
+__all__ = ["SmaCross"]
+
+
+@register_strategy
+class SmaCross(BaseStrategy):
+    """Enter when SMA(fast) crosses above SMA(slow) on a close; exit when it crosses below.
+
+    Examples
+    --------
+    >>> from tcp_lab.testing import make_candles
+    >>> out = SmaCross({"fast": 10, "slow": 30}).compute(make_candles(500))
+    >>> sorted(out.indicators)
+    ['sma_fast', 'sma_slow']
+    """
+
+    name = "sma_cross"
+    parameters = (
+        Parameter("fast", int, 10, min=1, max=100_000, step=1, doc="fast SMA window (candles)"),
+        Parameter("slow", int, 30, min=2, max=100_000, step=1, doc="slow SMA window (candles)"),
+    )
+
+    def check_parameters(self, params: Mapping[str, Any]) -> None:
+        require_less(self.name, params, "fast", "slow")
+
+    @property
+    def warmup(self) -> int:
+        return self.params["slow"] + 1
+
+    def compute(self, candles: pd.DataFrame) -> StrategyOutput:
+        close = candles["close"].to_numpy()
+        fast = sma(close, self.params["fast"])
+        slow = sma(close, self.params["slow"])
+        idx = candles.index
+        return StrategyOutput(
+            entries=pd.Series(crossed_above(fast, slow), index=idx, name="entries"),
+            exits=pd.Series(crossed_below(fast, slow), index=idx, name="exits"),
+            indicators={
+                "sma_fast": pd.Series(fast, index=idx, name="sma_fast"),
+                "sma_slow": pd.Series(slow, index=idx, name="sma_slow"),
+            },
+        )
