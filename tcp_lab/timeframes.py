@@ -254,24 +254,27 @@ def validate_candles(
         )
     cols = list(CANDLE_COLUMNS) + [c for c in OPTIONAL_CANDLE_COLUMNS if c in df.columns]
     idx = _utc_index(df.index, name)
-    try:
-        out = pd.DataFrame(
-            {c: pd.to_numeric(df[c].to_numpy(), errors="raise") for c in cols}, index=idx
-        )
-    except (ValueError, TypeError) as e:
-        raise DataError(f"{name}: non-numeric values ({e})") from None
-    out = out.astype({c: "float64" for c in cols})
-    prices = out[["open", "high", "low", "close"]].to_numpy()
+    arrays: dict[str, np.ndarray] = {}
+    for c in cols:
+        a = df[c].to_numpy()
+        if a.dtype.kind not in "fiub":
+            try:
+                a = pd.to_numeric(a, errors="raise")
+            except (ValueError, TypeError) as e:
+                raise DataError(f"{name}: non-numeric values in column {c!r} ({e})") from None
+        arrays[c] = np.asarray(a, dtype=np.float64)
+    out = pd.DataFrame(arrays, index=idx, copy=False)
+    prices = np.column_stack([arrays[c] for c in ("open", "high", "low", "close")])
     bad = ~np.isfinite(prices).all(axis=1) | (prices <= 0).any(axis=1)
     if bad.any():
         raise DataError(f"{name}: NaN, infinite or non-positive price in {_describe_rows(idx, bad)}")
-    vol = out[["volume", "trade_count"]].to_numpy()
+    vol = np.column_stack([arrays["volume"], arrays["trade_count"]])
     bad = ~np.isfinite(vol).all(axis=1) | (vol < 0).any(axis=1)
     if bad.any():
         raise DataError(
             f"{name}: NaN or negative volume/trade_count in {_describe_rows(idx, bad)}"
         )
-    if (out["trade_count"] % 1 != 0).any():
+    if (arrays["trade_count"] % 1 != 0).any():
         raise DataError(f"{name}: trade_count must be whole numbers")
     o, h, lo, c = prices.T
     bad = (h < lo) | (h < np.maximum(o, c)) | (lo > np.minimum(o, c))
@@ -295,7 +298,7 @@ def validate_candles(
                 + _describe_rows(idx, off),
                 hint="candles are stamped with their close time, e.g. 09:05:00 for 09:00–09:05",
             )
-    out = out.astype({"trade_count": "int64"})
+    out["trade_count"] = arrays["trade_count"].astype(np.int64)
     if not idx.is_monotonic_increasing:
         out = out.sort_index()
     return out

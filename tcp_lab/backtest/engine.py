@@ -51,11 +51,7 @@ def infer_timeframe(index: pd.DatetimeIndex) -> Timeframe:
             f"candles are {seconds:g} s apart, not a whole number of minutes",
             hint="pass timeframe= explicitly",
         )
-    minutes = int(seconds // 60)
-    name = f"{minutes // 1440}d" if minutes % 1440 == 0 else (
-        f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
-    )
-    return parse_timeframe(name)
+    return parse_timeframe(f"{int(seconds // 60)}m")  # canonicalised: 60m -> 1h
 
 
 def _check_options(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import plotly.io as pio
 
 from tcp_lab.errors import ConfigError
@@ -14,7 +16,7 @@ from tcp_lab.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from tcp_lab.backtest.result import BacktestResult
 
-__all__ = ["backtest_report", "format_metric"]
+__all__ = ["Report", "backtest_report", "format_metric"]
 
 _FRACTIONS = {
     "total_return", "cagr", "max_drawdown", "win_rate", "exposure", "avg_trade_return",
@@ -44,6 +46,103 @@ def format_metric(name: str, value: object) -> str:
     return f"{value:.3f}"
 
 
+_STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
+    "th,td{padding:2px 10px;text-align:right;border-bottom:1px solid #ddd}"
+    "h2{margin-top:1.5em}.muted{color:#666}"
+)
+
+
+class Report:
+    """An HTML page built from sections; plotly.js is embedded once, so it opens offline.
+
+    Examples
+    --------
+    >>> r = Report("demo")
+    >>> r.heading("Data").paragraph("two symbols")  # doctest: +ELLIPSIS
+    <tcp_lab.reports.html.Report object at ...>
+    """
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self._parts: list[str] = [f"<h1>{html.escape(title)}</h1>"]
+        self._plotlyjs_done = False
+
+    def heading(self, text: str, level: int = 2) -> Report:
+        self._parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        return self
+
+    def paragraph(self, text: str, *, muted: bool = False) -> Report:
+        cls = " class='muted'" if muted else ""
+        self._parts.append(f"<p{cls}>{html.escape(text)}</p>")
+        return self
+
+    def table(self, frame: pd.DataFrame | pd.Series, **to_html: Any) -> Report:
+        """Append a DataFrame (or a Series as a two-column table)."""
+        if isinstance(frame, pd.Series):
+            frame = frame.to_frame()
+        to_html.setdefault("float_format", lambda v: f"{v:,.6g}")
+        to_html.setdefault("na_rep", "")
+        self._parts.append(frame.to_html(**to_html))
+        return self
+
+    def metrics(self, metrics: Mapping[str, object]) -> Report:
+        """Append metrics formatted by :func:`format_metric`."""
+        rows = "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(format_metric(str(k), v))}</td></tr>"
+            for k, v in metrics.items()
+        )
+        self._parts.append(f"<table>{rows}</table>")
+        return self
+
+    def figure(self, fig: Any) -> Report:
+        """Append a plotly figure (plotly.js is included with the first one)."""
+        self._parts.append(
+            pio.to_html(fig, full_html=False, include_plotlyjs=not self._plotlyjs_done)
+        )
+        self._plotlyjs_done = True
+        return self
+
+    def backtest(self, result: BacktestResult, *, max_trades: int = _MAX_TRADE_ROWS) -> Report:
+        """Append one backtest: options, metrics, strategy and equity figures, trades."""
+        opts = ", ".join(f"{k}={v}" for k, v in result.options.items())
+        self.paragraph(
+            f"{opts}; {len(result.equity)} candles "
+            f"{result.equity.index[0]} – {result.equity.index[-1]}"
+        )
+        self.heading("Metrics", 3).metrics(result.summary())
+        if result.candles is not None:
+            self.figure(result.plot())
+        self.figure(result.plot_equity())
+        trades = result.trades
+        more = f" (last {max_trades} of {len(trades)})" if len(trades) > max_trades else ""
+        self.heading(f"Trades{more}", 3).table(trades.tail(max_trades))
+        return self
+
+    def to_html(self) -> str:
+        return "\n".join([
+            "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+            f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style>",
+            "</head><body>", *self._parts, "</body></html>",
+        ])
+
+    def write(self, path: str | Path) -> Path:
+        """Write the page to ``path`` (parents created) and return the path.
+
+        Raises
+        ------
+        ConfigError
+            ``path`` cannot be written.
+        """
+        p = Path(path)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(self.to_html(), encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot write the report to {p}: {e.strerror}") from e
+        return p
+
+
 def backtest_report(result: BacktestResult, path: str | Path) -> Path:
     """Write metrics, the strategy and equity figures and the trades to ``path``.
 
@@ -54,39 +153,4 @@ def backtest_report(result: BacktestResult, path: str | Path) -> Path:
     ConfigError
         ``path`` cannot be written.
     """
-    p = Path(path)
-    rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(format_metric(k, v))}</td></tr>"
-        for k, v in result.summary().items()
-    )
-    opts = ", ".join(f"{k}={v}" for k, v in result.options.items())
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(result.label)}</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "th,td{padding:2px 10px;text-align:right;border-bottom:1px solid #ddd}</style>",
-        "</head><body>",
-        f"<h1>{html.escape(result.label)}</h1>",
-        f"<p>{html.escape(opts)}; {len(result.equity)} candles "
-        f"{result.equity.index[0]} – {result.equity.index[-1]}</p>",
-        f"<h2>Metrics</h2><table>{rows}</table>",
-    ]
-    first = True
-    figures = [result.plot_equity()]
-    if result.candles is not None:
-        figures.insert(0, result.plot())
-    for fig in figures:
-        parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=first))
-        first = False
-    trades = result.trades
-    shown = trades.tail(_MAX_TRADE_ROWS)
-    more = f" (last {_MAX_TRADE_ROWS} of {len(trades)})" if len(trades) > _MAX_TRADE_ROWS else ""
-    parts.append(f"<h2>Trades{more}</h2>")
-    parts.append(shown.to_html(float_format=lambda v: f"{v:,.6g}", na_rep=""))
-    parts.append("</body></html>")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text("\n".join(parts), encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot write the report to {p}: {e.strerror}") from e
-    return p
+    return Report(result.label).backtest(result).write(path)

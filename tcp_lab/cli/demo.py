@@ -1,0 +1,20 @@
+"""``tcp-lab demo``: the offline end-to-end demo (what ``make demo`` runs)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tcp_lab.demo import run_demo
+
+    run_demo(args.home, report_dir=args.report_dir, days=args.days)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the offline demo on the embedded default")
+    p.add_argument("--home", default=None, help="tcp_lab home (default: $TCP_LAB_HOME or ./data)")
+    p.add_argument("--report-dir", default="reports", help="where demo.html goes (default: reports)")
+    p.add_argument("--days", type=int, default=3, help="days of candles per symbol (default: 3)")
+    p.set_defaults(handler=_demo)

@@ -1,0 +1,229 @@
+"""The small private interface every store backend implements.
+
+:class:`~tcp_lab.store.Store` holds the shared logic (validation, conversions,
+the public API) and talks to a :class:`Backend` only through the methods below.
+Statements are SQLAlchemy Core objects, compiled with the backend's dialect;
+the bulk paths (:meth:`Backend.bulk_upsert`, :meth:`Backend.read_frame`) are
+each backend's own fast route.
+
+Batches travel as :data:`Columns`: one NumPy array per column, ``ts`` as int64
+microseconds since the Unix epoch (UTC), floats as float64 with NaN for NULL,
+integers as int64, text as an object array of ``str``/``None``.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.engine import Dialect
+
+__all__ = ["Backend", "Tx", "Columns", "UNIX_EPOCH", "upsert_from", "column_kind",
+           "python_rows"]
+
+T = TypeVar("T")
+Columns = Mapping[str, np.ndarray]
+#: The Unix epoch as an aware datetime (``ts`` arrays count microseconds from it).
+UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class Tx(abc.ABC):
+    """An open transaction: run Core statements, fetch rows."""
+
+    @abc.abstractmethod
+    def execute(self, stmt: sa.Executable | str) -> None:
+        """Run a statement that returns no rows."""
+
+    @abc.abstractmethod
+    def fetch(self, stmt: sa.Executable) -> list[tuple[Any, ...]]:
+        """Run a query and return all rows as tuples."""
+
+    @abc.abstractmethod
+    def execute_sql(self, sql: str, params: Any) -> None:
+        """Run SQL text already compiled for this backend (see :meth:`Backend.compile`)."""
+
+
+class Backend(abc.ABC):
+    """One database engine behind a URL.
+
+    Attributes
+    ----------
+    name
+        ``"duckdb"`` or ``"postgresql"``.
+    url
+        The URL with any password redacted (safe to print).
+    dialect
+        The SQLAlchemy dialect statements are compiled with.
+    """
+
+    name: ClassVar[str]
+    url: str
+    dialect: Dialect
+    #: Batches up to this many rows are written with one cached INSERT … VALUES.
+    small_batch: ClassVar[int] = 64
+
+    def __init__(self) -> None:
+        self._shapes: dict[tuple[Any, ...], tuple[str, Any]] = {}
+
+    @abc.abstractmethod
+    def compile(self, stmt: sa.Executable | str) -> tuple[str, Any]:
+        """SQL text and its parameters in the driver's style."""
+
+    @abc.abstractmethod
+    def template(self, stmt: sa.Executable) -> tuple[str, Any]:
+        """SQL text compiled once, plus what :meth:`bind` needs to fill it in."""
+
+    @abc.abstractmethod
+    def bind(self, template: tuple[str, Any], values: Mapping[str, Any]) -> Any:
+        """Driver parameters for a :meth:`template` from named ``values``."""
+
+    @abc.abstractmethod
+    def run(self, fn: Callable[[Tx], T], *, write: bool, exclusive: bool = False,
+            what: str = "query") -> T:
+        """Call ``fn(tx)`` in one transaction: committed on success, rolled back on error.
+
+        ``exclusive`` serialises the block against every other process and
+        thread using the same database (for schema migrations). A backend with
+        a server retries ``fn`` after a lost connection, so ``fn`` must be
+        repeatable (all store writes are idempotent). ``what`` names the
+        operation in error messages.
+        """
+
+    @abc.abstractmethod
+    def bulk_upsert(self, table: sa.Table, fixed: Mapping[str, Any], data: Columns, *,
+                    update: bool) -> None:
+        """Write the rows ``data`` (plus the constant ``fixed`` columns) in one transaction.
+
+        Rows whose primary key exists are overwritten (``update=True``, last
+        writer wins) or left alone (``update=False``).
+        """
+
+    def small_upsert(self, table: sa.Table, fixed: Mapping[str, Any], data: Columns, *,
+                     update: bool) -> None:
+        """:meth:`bulk_upsert` for a few rows: one INSERT … VALUES compiled once per shape."""
+        names = tuple(data)
+        n = len(data[names[0]])
+        shape = (table.name, tuple(fixed), names, n, update)
+        compiled = self._shapes.get(shape)
+        if compiled is None:
+            source = sa.values(*(sa.column(c) for c in names), name="v").data(
+                [tuple(sa.bindparam(f"r{i}_{c}") for c in names) for i in range(n)])
+            cast = {c: sa.cast(source.c[c], table.c[c].type) for c in names}
+            stmt = upsert_from(table, {k: sa.bindparam(f"fixed_{k}") for k in fixed}, source,
+                               update=update, cast=cast)
+            compiled = self.template(stmt)
+            if len(self._shapes) < 512:
+                self._shapes[shape] = compiled
+        values = {f"fixed_{k}": v for k, v in fixed.items()}
+        for i, row in enumerate(python_rows(table, data)):
+            values.update({f"r{i}_{c}": v for c, v in zip(names, row, strict=True)})
+        params = self.bind(compiled, values)
+        self.run(lambda tx: tx.execute_sql(compiled[0], params), write=True,
+                 what=f"write {table.name}")
+
+    @abc.abstractmethod
+    def read_frame(
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        where: Sequence[sa.ColumnElement[bool]],
+        order_by: Sequence[str],
+    ) -> pd.DataFrame:
+        """Read ``columns`` of the matching rows into a DataFrame.
+
+        Timestamps come back as ``datetime64[us, UTC]``, NULL floats as NaN.
+        """
+
+    @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Backend-specific facts for :meth:`Store.info` (file path, schema…)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; idempotent."""
+
+
+def column_kind(column: sa.Column) -> str:
+    """``"ts"``, ``"f8"``, ``"i8"``, ``"cat"`` (text with declared categories) or ``"text"``."""
+    t = column.type
+    if isinstance(t, sa.DateTime):
+        return "ts"
+    if isinstance(t, sa.Double | sa.Float):
+        return "f8"
+    if isinstance(t, sa.Integer):
+        return "i8"
+    if column.info.get("categories"):
+        return "cat"
+    return "text"
+
+
+def upsert_from(
+    table: sa.Table,
+    fixed: Mapping[str, Any],
+    source: sa.FromClause,
+    *,
+    update: bool,
+    where: sa.ColumnElement[bool] | None = None,
+    conflict: bool = True,
+    cast: Mapping[str, sa.ColumnElement[Any]] | None = None,
+) -> sa.Executable:
+    """``INSERT INTO table SELECT fixed…, source.* [WHERE …] ON CONFLICT …``.
+
+    With ``update`` the existing row takes the new values, but only when they
+    differ (an identical rewrite then costs no write). ``conflict=False``
+    builds a plain INSERT for rows known not to exist yet. ``cast`` maps a
+    column name to the expression that reads it from ``source`` (default:
+    ``source.c[name]``). ``fixed`` values may be SQL expressions (bind parameters).
+    """
+    names = [c.name for c in table.columns]
+    cast = cast or {}
+    exprs: list[sa.ColumnElement[Any]] = []
+    for name in names:
+        if name in fixed:
+            value = fixed[name]
+            if not isinstance(value, sa.ColumnElement):
+                value = sa.literal(value, table.c[name].type)
+            exprs.append(value.label(name))
+        else:
+            exprs.append(cast.get(name, source.c[name]).label(name))
+    select = sa.select(*exprs).select_from(source)
+    if where is not None:
+        select = select.where(where)
+    stmt = pg.insert(table).from_select(names, select)
+    if not conflict:
+        return stmt
+    key = [c.name for c in table.primary_key.columns]
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=key)
+    values = [n for n in names if n not in key]
+    return stmt.on_conflict_do_update(
+        index_elements=key,
+        set_={n: stmt.excluded[n] for n in values},
+        where=sa.tuple_(*(table.c[n] for n in values)).is_distinct_from(
+            sa.tuple_(*(stmt.excluded[n] for n in values))
+        ),
+    )
+
+
+
+def python_rows(table: sa.Table, data: Columns) -> list[tuple[Any, ...]]:
+    """The rows of ``data`` as driver-ready Python values (datetime, float/None, int, str)."""
+    converted = []
+    for name, values in data.items():
+        kind = column_kind(table.c[name])
+        if kind == "ts":
+            converted.append([UNIX_EPOCH + dt.timedelta(microseconds=int(v)) for v in values])
+        elif kind == "f8":
+            converted.append([None if v != v else float(v) for v in values.tolist()])
+        elif kind == "i8":
+            converted.append([int(v) for v in values.tolist()])
+        else:
+            converted.append([None if v is None or v is pd.NA or v != v else str(v)
+                              for v in values])
+    return list(zip(*converted, strict=True))

@@ -1,0 +1,272 @@
+"""Bot records: definitions and liveness, signals, fills and the equity curve.
+
+Each write is an upsert by the table's key (a bot id; a bot and candle time),
+so replaying a candle rewrites its rows instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+from tcp_lab.errors import DataError
+from tcp_lab.store import schema as S
+from tcp_lab.store._convert import (
+    SIDES,
+    check_name,
+    dumps_json,
+    from_db_time,
+    loads_json,
+    py_time,
+    time_range,
+    utc,
+    utc_or_none,
+)
+from tcp_lab.timeframes import TS_DTYPE
+
+if TYPE_CHECKING:
+    from tcp_lab.store._backend import Backend
+
+__all__ = ["BotsMixin", "BOT_FIELDS"]
+
+#: Fields :meth:`BotsMixin.update_bot` accepts.
+BOT_FIELDS = ("name", "strategy", "config_path", "status", "heartbeat", "last_candle_ts",
+              "restart_count", "restart_times", "last_error", "state")
+_TIME_FIELDS = ("heartbeat", "last_candle_ts", "created_at", "updated_at")
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now("UTC").as_unit("us")
+
+
+def _number(value: object, name: str, *, positive: bool = False, nonnegative: bool = False,
+            optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DataError(f"{name} must be a number, got {value!r}") from None
+    if math.isnan(x) and optional:
+        return None
+    if not math.isfinite(x) or (positive and x <= 0) or (nonnegative and x < 0):
+        need = "positive" if positive else "non-negative" if nonnegative else "finite"
+        raise DataError(f"{name} must be a {need} number, got {value!r}")
+    return x
+
+
+def _text(value: object, name: str, *, optional: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    return check_name(value, name)
+
+
+def _bot_field(key: str, value: object) -> object:
+    """Convert one :meth:`update_bot` argument to its column value."""
+    if key in ("heartbeat", "last_candle_ts"):
+        return py_time(utc_or_none(value, key))
+    if key == "restart_count":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DataError(f"restart_count must be a non-negative integer, got {value!r}")
+        return value
+    if key == "restart_times":
+        times = [utc(t, "restart_times") for t in (value or [])]
+        return dumps_json([t.isoformat() for t in times], key)
+    if key == "state":
+        if value is not None and not isinstance(value, Mapping):
+            raise DataError(f"state must be a dict (or None), got {type(value).__name__}")
+        return dumps_json(value, key)
+    return _text(value, key, optional=key in ("name", "config_path", "last_error"))
+
+
+def _bot_row(row: Sequence[Any]) -> dict[str, Any]:
+    bot = dict(zip([c.name for c in S.bots.columns], row, strict=True))
+    for key in _TIME_FIELDS:
+        bot[key] = from_db_time(bot[key])
+    bot["restart_times"] = [from_db_time(t) for t in loads_json(bot["restart_times"]) or []]
+    bot["state"] = loads_json(bot["state"]) or {}
+    bot["restart_count"] = int(bot["restart_count"])
+    return bot
+
+
+class BotsMixin:
+    """The bot part of :class:`~tcp_lab.store.Store` (needs ``self._backend``)."""
+
+    _backend: Backend
+
+    def _upsert_row(self, table: sa.Table, values: dict[str, Any]) -> None:
+        key = [c.name for c in table.primary_key.columns]
+        stmt = pg.insert(table).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=key, set_={k: stmt.excluded[k] for k in values if k not in key})
+        self._backend.run(lambda tx: tx.execute(stmt), write=True, what=f"write {table.name}")
+
+    # -- bots -----------------------------------------------------------------------
+    def upsert_bot(self, bot_id: str, *, strategy: str, name: str | None = None,
+                   config_path: str | None = None, status: str | None = None,
+                   state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Create a bot, or update the definition of an existing one.
+
+        Arguments left as None keep their stored value (a new bot gets
+        ``name=bot_id``, ``status="stopped"``, empty state). Heartbeat and
+        restart bookkeeping are never touched here: see :meth:`update_bot`.
+
+        Returns
+        -------
+        dict
+            The stored bot, as :meth:`get_bot` returns it.
+        """
+        bot_id = check_name(bot_id, "bot_id")
+        now = py_time(_now())
+        given = {"strategy": check_name(strategy, "strategy"),
+                 "name": _text(name, "name"), "config_path": _text(config_path, "config_path"),
+                 "status": _text(status, "status"), "state": _bot_field("state", state)}
+        values = {"id": bot_id, "name": bot_id, "strategy": given["strategy"], "config_path": None,
+                  "status": "stopped", "heartbeat": None, "last_candle_ts": None,
+                  "restart_count": 0, "restart_times": "[]", "last_error": None,
+                  "created_at": now, "updated_at": now, "state": "{}"}
+        values |= {k: v for k, v in given.items() if v is not None}
+        stmt = pg.insert(S.bots).values(**values)
+        update = [k for k, v in given.items() if v is not None] + ["updated_at"]
+        stmt = stmt.on_conflict_do_update(index_elements=["id"],
+                                          set_={k: stmt.excluded[k] for k in update})
+        self._backend.run(lambda tx: tx.execute(stmt), write=True, what="write bots")
+        return self._require_bot(bot_id)
+
+    def update_bot(self, bot_id: str, **fields: Any) -> dict[str, Any]:
+        """Set some fields of a stored bot (``status``, ``heartbeat``, ``state``, …).
+
+        Parameters
+        ----------
+        bot_id
+            The bot.
+        **fields
+            Any of :data:`BOT_FIELDS`; times must be tz-aware, ``state`` a dict,
+            ``restart_times`` a list of times.
+
+        Raises
+        ------
+        DataError
+            An unknown field (with a suggestion), a bad value, or no such bot.
+
+        Examples
+        --------
+        >>> store.update_bot("sma-btc", status="running",
+        ...                  heartbeat=pd.Timestamp.now("UTC"))  # doctest: +SKIP
+        """
+        bot_id = check_name(bot_id, "bot_id")
+        values: dict[str, Any] = {}
+        for key, value in fields.items():
+            if key not in BOT_FIELDS:
+                guess = difflib.get_close_matches(key, BOT_FIELDS, n=1)
+                hint = f"did you mean {guess[0]!r}?" if guess else "known: " + ", ".join(BOT_FIELDS)
+                raise DataError(f"update_bot({bot_id!r}): unknown field {key!r}", hint=hint)
+            values[key] = _bot_field(key, value)
+        if values:
+            values["updated_at"] = py_time(_now())
+            stmt = sa.update(S.bots).where(S.bots.c.id == bot_id).values(**values)
+            self._backend.run(lambda tx: tx.execute(stmt), write=True, what="write bots")
+        return self._require_bot(bot_id)
+
+    def get_bot(self, bot_id: str) -> dict[str, Any] | None:
+        """The stored bot as a dict (times as UTC Timestamps), or None."""
+        stmt = sa.select(S.bots).where(S.bots.c.id == check_name(bot_id, "bot_id"))
+        rows = self._backend.run(lambda tx: tx.fetch(stmt), write=False, what="read bots")
+        return _bot_row(rows[0]) if rows else None
+
+    def _require_bot(self, bot_id: str) -> dict[str, Any]:
+        bot = self.get_bot(bot_id)
+        if bot is None:
+            raise DataError(f"no bot {bot_id!r} in the store",
+                            hint="create it with store.upsert_bot(bot_id, strategy=...)")
+        return bot
+
+    def list_bots(self) -> pd.DataFrame:
+        """Every stored bot, one row each, ordered by id (columns as :meth:`get_bot`)."""
+        stmt = sa.select(S.bots).order_by(S.bots.c.id)
+        rows = self._backend.run(lambda tx: tx.fetch(stmt), write=False, what="read bots")
+        rows = [_bot_row(r) for r in rows]
+        df = pd.DataFrame(rows, columns=[c.name for c in S.bots.columns])
+        for key in _TIME_FIELDS:
+            df[key] = pd.DatetimeIndex(list(df[key]), dtype=TS_DTYPE)
+        return df.astype({"restart_count": "int64"})
+
+    # -- per-candle records ---------------------------------------------------------
+    def record_signal(self, bot_id: str, ts: object, action: str, *,
+                      confidence: float | None = None, price: float | None = None,
+                      indicators: Mapping[str, Any] | None = None) -> None:
+        """Store a bot's signal for the candle closing at ``ts`` (rewrites an existing one)."""
+        self._upsert_row(S.signals, {
+            "bot_id": check_name(bot_id, "bot_id"), "ts": py_time(utc(ts, "ts")),
+            "action": check_name(action, "action"),
+            "confidence": _number(confidence, "confidence", optional=True),
+            "price": _number(price, "price", optional=True),
+            "indicators": dumps_json(indicators, "indicators"),
+        })
+
+    def record_bot_trade(self, bot_id: str, ts: object, side: str, price: float, amount: float,
+                         *, fee: float = 0.0, realized_pnl: float | None = None) -> None:
+        """Store a fill of a bot at candle ``ts``; one per (bot, ts, side), rewritten on replay."""
+        if side not in SIDES:
+            raise DataError(f"side must be 'buy' or 'sell', got {side!r}")
+        self._upsert_row(S.trades, {
+            "bot_id": check_name(bot_id, "bot_id"), "ts": py_time(utc(ts, "ts")), "side": side,
+            "price": _number(price, "price", positive=True),
+            "amount": _number(amount, "amount", nonnegative=True),
+            "fee": _number(fee, "fee"),
+            "realized_pnl": _number(realized_pnl, "realized_pnl", optional=True),
+        })
+
+    def record_performance(self, bot_id: str, ts: object, *, cash: float, position: float,
+                           equity: float) -> None:
+        """Store a bot's cash, position and equity after the candle closing at ``ts``."""
+        self._upsert_row(S.bot_performance, {
+            "bot_id": check_name(bot_id, "bot_id"), "ts": py_time(utc(ts, "ts")),
+            "cash": _number(cash, "cash"), "position": _number(position, "position"),
+            "equity": _number(equity, "equity"),
+        })
+
+    def _load(self, table: sa.Table, bot_id: str, start: object, end: object,
+              convert: Mapping[str, Callable[[Any], Any]] | None = None) -> pd.DataFrame:
+        cols = [c for c in table.columns if c.name not in ("bot_id", "ts")]
+        stmt = (sa.select(table.c.ts, *cols)
+                .where(table.c.bot_id == check_name(bot_id, "bot_id"),
+                       *time_range(table.c.ts, start, end))
+                .order_by(*table.primary_key.columns))
+        rows = self._backend.run(lambda tx: tx.fetch(stmt), write=False,
+                                 what=f"read {table.name}")
+        index = pd.DatetimeIndex([from_db_time(r[0]) for r in rows], dtype=TS_DTYPE, name="ts")
+        data: dict[str, Any] = {}
+        for i, col in enumerate(cols, 1):
+            values = [r[i] for r in rows]
+            if convert and col.name in convert:
+                data[col.name] = pd.Series([convert[col.name](v) for v in values], index=index,
+                                           dtype=object)
+            elif isinstance(col.type, sa.Double):
+                data[col.name] = pd.Series(values, index=index, dtype="float64")
+            else:
+                data[col.name] = pd.Series(values, index=index, dtype="str")
+        return pd.DataFrame(data, index=index)
+
+    def load_signals(self, bot_id: str, start: object = None, end: object = None) -> pd.DataFrame:
+        """A bot's signals in ``[start, end]``: index ``ts``; action, confidence, price,
+        indicators (dicts)."""
+        return self._load(S.signals, bot_id, start, end,
+                          {"indicators": lambda v: loads_json(v) or {}})
+
+    def load_bot_trades(self, bot_id: str, start: object = None,
+                        end: object = None) -> pd.DataFrame:
+        """A bot's fills in ``[start, end]``: index ``ts``; side, price, amount, fee,
+        realized_pnl."""
+        return self._load(S.trades, bot_id, start, end)
+
+    def load_performance(self, bot_id: str, start: object = None,
+                         end: object = None) -> pd.DataFrame:
+        """A bot's equity curve in ``[start, end]``: index ``ts``; cash, position, equity."""
+        return self._load(S.bot_performance, bot_id, start, end)

@@ -1,0 +1,181 @@
+"""Conversions at the store's edge: names, times, JSON documents, trade batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from tcp_lab.errors import DataError
+from tcp_lab.timeframes import TS_DTYPE, to_utc_timestamp
+
+__all__ = [
+    "check_name",
+    "utc",
+    "utc_or_none",
+    "py_time",
+    "from_db_time",
+    "dumps_json",
+    "loads_json",
+    "validate_trades",
+    "time_range",
+    "TRADE_COLUMNS",
+    "SIDES",
+]
+
+TRADE_COLUMNS = ("ts", "id", "price", "amount", "side")
+SIDES = ("buy", "sell")
+
+
+def check_name(value: object, what: str) -> str:
+    """``value`` as a non-empty string, or a DataError naming ``what``."""
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def utc(value: object, name: str) -> pd.Timestamp:
+    """A tz-aware UTC timestamp at µs resolution; naive values are rejected."""
+    return to_utc_timestamp(value, name=name).as_unit("us")
+
+
+def utc_or_none(value: object, name: str) -> pd.Timestamp | None:
+    return None if value is None else utc(value, name)
+
+
+def py_time(ts: pd.Timestamp | None) -> dt.datetime | None:
+    """A ``datetime`` in UTC for a driver parameter."""
+    return None if ts is None else ts.to_pydatetime()
+
+
+def from_db_time(value: object) -> pd.Timestamp | None:
+    """A timestamp read from either database as a UTC ``Timestamp`` (or None)."""
+    if value is None or value is pd.NaT:
+        return None
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:  # pragma: no cover - both backends return aware values
+        ts = ts.tz_localize("UTC")
+    return ts.tz_convert("UTC").as_unit("us")
+
+
+def time_range(column: sa.ColumnElement[Any], start: object, end: object
+               ) -> list[sa.ColumnElement[bool]]:
+    """Conditions for ``start <= column <= end`` (either bound optional, both tz-aware)."""
+    lo, hi = utc_or_none(start, "start"), utc_or_none(end, "end")
+    if lo is not None and hi is not None and lo > hi:
+        raise DataError(f"start={lo} is after end={hi}", hint="swap them")
+    out = []
+    if lo is not None:
+        out.append(column >= py_time(lo))
+    if hi is not None:
+        out.append(column <= py_time(hi))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy of ``value``: numpy scalars unwrapped, NaN/inf → None."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray | pd.Series):
+        return [_plain(v) for v in list(value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp | dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def dumps_json(value: Any, name: str) -> str | None:
+    """Serialise ``value`` for a JSON column (None stays NULL)."""
+    if value is None:
+        return None
+    try:
+        return json.dumps(_plain(value), allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{name} cannot be stored as JSON ({e})") from None
+
+
+def loads_json(value: Any) -> Any:
+    """A JSON column's value as Python objects (PostgreSQL returns them parsed)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _bad(frame: pd.DataFrame, mask: np.ndarray, limit: int = 3) -> str:
+    rows = frame.loc[mask]
+    shown = ", ".join(f"id {i} at {t}" for i, t in zip(rows["id"][:limit], rows["ts"][:limit],
+                                                      strict=True))
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"{len(rows)} trade(s): {shown}{more}"
+
+
+def validate_trades(trades: pd.DataFrame, *, name: str = "trades") -> pd.DataFrame:
+    """Check a trades frame and return it as ``ts id price amount side`` sorted by (ts, id).
+
+    Rows repeated exactly are kept once; the same ``id`` with different values
+    is an error.
+
+    Raises
+    ------
+    DataError
+        Not a DataFrame, missing columns (``ts``, ``id``, ``price``, ``amount``),
+        naive timestamps, non-integer ids, NaN or non-positive prices, NaN or
+        negative amounts, a side other than ``"buy"``/``"sell"``/missing, or
+        conflicting duplicates of one id. The message names the rows.
+    """
+    if not isinstance(trades, pd.DataFrame):
+        raise DataError(f"{name}: expected a pandas DataFrame, got {type(trades).__name__}")
+    df = trades.reset_index() if trades.index.name == "ts" else trades
+    missing = [c for c in ("ts", "id", "price", "amount") if c not in df.columns]
+    if missing:
+        raise DataError(f"{name}: missing column(s) {', '.join(missing)}",
+                        hint="trades need ts, id (the exchange's trade id), price, amount "
+                        "and optionally side")
+    ts = df["ts"]
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype):
+        if pd.api.types.is_datetime64_dtype(ts.dtype):
+            raise DataError(f"{name}: timestamps have no time zone",
+                            hint="trades are stamped in UTC: use .dt.tz_localize('UTC') "
+                            "if they are")
+        raise DataError(f"{name}: column ts must be tz-aware timestamps, got {ts.dtype}")
+    try:
+        ids = pd.to_numeric(df["id"], errors="raise")
+        if ids.isna().any() or (np.asarray(ids, dtype="float64") % 1 != 0).any():
+            raise ValueError("missing or fractional ids")
+        ids = ids.astype("int64")
+        price = pd.to_numeric(df["price"], errors="raise").astype("float64")
+        amount = pd.to_numeric(df["amount"], errors="raise").astype("float64")
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{name}: id, price and amount must be numbers ({e})") from None
+    side = df["side"] if "side" in df.columns else pd.Series(None, index=df.index, dtype="str")
+    out = pd.DataFrame({
+        "ts": ts.dt.tz_convert("UTC").astype(TS_DTYPE).to_numpy(),
+        "id": ids.to_numpy(),
+        "price": price.to_numpy(),
+        "amount": amount.to_numpy(),
+        "side": pd.array(side.where(side.notna(), None).to_numpy(dtype=object), dtype="str"),
+    })
+    p, a = out["price"].to_numpy(), out["amount"].to_numpy()
+    checks = [
+        (out["ts"].isna().to_numpy(), "missing timestamp in"),
+        (~np.isfinite(p) | (p <= 0), "NaN, infinite or non-positive price in"),
+        (~np.isfinite(a) | (a < 0), "NaN, infinite or negative amount in"),
+        (~(out["side"].isin(SIDES) | out["side"].isna()).to_numpy(),
+         "side other than 'buy'/'sell' in"),
+    ]
+    for mask, what in checks:
+        if mask.any():
+            raise DataError(f"{name}: {what} {_bad(out, mask)}")
+    out = out.drop_duplicates(ignore_index=True)
+    dup = out.duplicated(["id"], keep=False).to_numpy()
+    if dup.any():
+        raise DataError(f"{name}: conflicting rows for the same trade in {_bad(out, dup)}",
+                        hint="an exchange trade id may appear once per batch")
+    return out.sort_values(["ts", "id"], ignore_index=True)

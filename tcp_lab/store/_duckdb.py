@@ -1,0 +1,306 @@
+"""The DuckDB backend: an embedded file (or ``:memory:``) database.
+
+A DuckDB file admits one writing *process*. Within a process every store
+opened on the same file shares one database (cached by resolved path), so the
+collector, bots and notebooks can use it together. Each thread gets its own
+cursor; writes are serialised by one lock per database, reads run alongside
+them on DuckDB's snapshots.
+
+Bulk writes register the batch (an Arrow table over its arrays) as a relation
+and ``INSERT … SELECT … ON CONFLICT DO UPDATE`` from it; reads come back
+through DuckDB's native DataFrame conversion.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.base import PGDDLCompiler, PGDialect
+from sqlalchemy.engine import make_url
+
+from tcp_lab.errors import ConfigError, DataError, ServiceError, TcpLabError
+from tcp_lab.settings import redact_url
+from tcp_lab.store._backend import Backend, Columns, Tx, upsert_from
+
+__all__ = ["DuckDBBackend", "DuckDBDialect"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("tcp_lab.store")
+MEMORY = ":memory:"
+_STAGING = "tcp_lab_staging"
+_ARROW_TS = pa.timestamp("us", tz="UTC")
+_LOCK_HINT = (
+    "on the embedded default run everything in one process (collector, bots and notebooks), "
+    "or use PostgreSQL (TCP_LAB_DATABASE_URL=postgresql://…)"
+)
+
+
+class _DDLCompiler(PGDDLCompiler):
+    def post_create_table(self, table: sa.Table) -> str:  # no PARTITION BY etc.
+        return ""
+
+
+class DuckDBDialect(PGDialect):
+    """Compile-only dialect: DuckDB speaks PostgreSQL's SQL with ``$n`` parameters."""
+
+    name = "duckdb"
+    ddl_compiler = _DDLCompiler
+
+    def __init__(self) -> None:
+        super().__init__(paramstyle="numeric_dollar")
+
+
+@dataclass
+class _Database:
+    """One DuckDB database shared by every store of this process opened on it."""
+
+    key: str
+    conn: duckdb.DuckDBPyConnection
+    write_lock: threading.RLock = field(default_factory=threading.RLock)
+    refs: int = 0
+
+
+_OPEN: dict[str, _Database] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _path_of(url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except Exception as e:  # noqa: BLE001 - sqlalchemy raises ArgumentError/ValueError
+        raise ConfigError(f"database URL {redact_url(url)!r} is malformed ({e})") from None
+    if parsed.query:
+        raise ConfigError(
+            f"database URL {redact_url(url)!r}: unknown option(s) "
+            + ", ".join(sorted(parsed.query)),
+            hint="a DuckDB URL is duckdb:///relative/file.duckdb, duckdb:////abs/file.duckdb "
+            "or duckdb:///:memory:",
+        )
+    if parsed.host:
+        raise ConfigError(
+            f"database URL {redact_url(url)!r} names a host ({parsed.host!r}); DuckDB is a file",
+            hint="use three slashes for a relative path (duckdb:///data/lab.duckdb) "
+            "and four for an absolute one",
+        )
+    db = parsed.database or MEMORY
+    if db == MEMORY:
+        return MEMORY
+    path = Path(db).expanduser().resolve()
+    if path.is_dir():
+        raise ConfigError(f"database URL {url!r} names a directory, not a DuckDB file",
+                          hint="add a file name, e.g. …/tcp_lab.duckdb")
+    return str(path)
+
+
+def _connect(path: str, url: str) -> duckdb.DuckDBPyConnection:
+    if path != MEMORY:
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ServiceError(f"DuckDB file {path}: cannot create its directory ({e})") from None
+    try:
+        return duckdb.connect(path)
+    except duckdb.IOException as e:
+        text = str(e)
+        if "lock" in text.lower():
+            pid = re.search(r"PID (\d+)", text)
+            who = f" (PID {pid.group(1)})" if pid else ""
+            raise ServiceError(
+                f"DuckDB file {path} is locked by another process{who}", hint=_LOCK_HINT
+            ) from None
+        raise ServiceError(f"cannot open DuckDB file {path}: {_first_line(text)}") from None
+    except duckdb.Error as e:
+        raise ServiceError(f"cannot open {redact_url(url)}: {_first_line(str(e))}") from None
+
+
+def _acquire(path: str, url: str) -> _Database:
+    if path == MEMORY:  # every :memory: store is its own database
+        db = _Database(MEMORY, _connect(path, url))
+        db.refs = 1
+        return db
+    with _OPEN_LOCK:
+        db = _OPEN.get(path)
+        if db is None:
+            db = _OPEN[path] = _Database(path, _connect(path, url))
+        db.refs += 1
+        return db
+
+
+def _release(db: _Database) -> None:
+    with _OPEN_LOCK:
+        db.refs -= 1
+        if db.refs > 0:
+            return
+        if _OPEN.get(db.key) is db:
+            del _OPEN[db.key]
+    db.conn.close()
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def _translate(e: duckdb.Error, what: str) -> TcpLabError:
+    msg = _first_line(str(e))
+    if isinstance(e, duckdb.CatalogException):
+        return ConfigError(f"{what}: {msg}", hint="create the tables with `tcp-lab db init` "
+                           "(or store.init_schema())")
+    if isinstance(e, duckdb.ConstraintException | duckdb.ConversionException
+                  | duckdb.InvalidInputException):
+        return DataError(f"{what}: {msg}")
+    return ServiceError(f"{what}: DuckDB error: {msg}")
+
+
+class _DuckTx(Tx):
+    def __init__(self, backend: DuckDBBackend, cur: duckdb.DuckDBPyConnection) -> None:
+        self._backend = backend
+        self.cur = cur
+
+    def execute(self, stmt: sa.Executable | str) -> None:
+        self.cur.execute(*self._backend.compile(stmt))
+
+    def fetch(self, stmt: sa.Executable) -> list[tuple[Any, ...]]:
+        return self.cur.execute(*self._backend.compile(stmt)).fetchall()
+
+    def execute_sql(self, sql: str, params: Any) -> None:
+        self.cur.execute(sql, params)
+
+
+class DuckDBBackend(Backend):
+    """A DuckDB database behind ``duckdb:///path`` (see the module docstring)."""
+
+    name = "duckdb"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = redact_url(url) or url
+        self.path = _path_of(url)
+        self.dialect = DuckDBDialect()
+        self._db = _acquire(self.path, url)
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+        self._closed = False
+
+    # -- plumbing -------------------------------------------------------------------
+    def compile(self, stmt: sa.Executable | str) -> tuple[str, list[Any]]:
+        """SQL text and positional parameters for DuckDB."""
+        if isinstance(stmt, str):
+            return stmt, []
+        compiled = stmt.compile(dialect=self.dialect)
+        names = getattr(compiled, "positiontup", None) or []  # DDL has no parameters
+        params = compiled.params
+        return compiled.string, [params[name] for name in names]
+
+    def template(self, stmt: sa.Executable) -> tuple[str, list[str]]:
+        compiled = stmt.compile(dialect=self.dialect)
+        return compiled.string, list(compiled.positiontup or [])
+
+    def bind(self, template: tuple[str, Any], values: Mapping[str, Any]) -> list[Any]:
+        return [values[name] for name in template[1]]
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        if self._closed:
+            raise ServiceError(f"store {self.url} is closed",
+                               hint="open a new one with open_store()")
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._db.conn.cursor()
+            cur.execute("SET TimeZone = 'UTC'")
+            self._local.cursor = cur
+            with self._cursors_lock:
+                self._cursors.append(cur)
+        return cur
+
+    @contextmanager
+    def _transaction(self, *, write: bool, what: str = "query") -> Iterator[_DuckTx]:
+        cur = self._cursor()
+        lock = self._db.write_lock if write else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            cur.begin()
+            try:
+                yield _DuckTx(self, cur)
+                cur.commit()
+            except BaseException:
+                cur.rollback()
+                raise
+        except duckdb.Error as e:
+            raise _translate(e, f"DuckDB {self.path}: {what}") from e
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def run(self, fn: Callable[[Tx], T], *, write: bool, exclusive: bool = False,
+            what: str = "query") -> T:
+        # One process writes a DuckDB file, and the write lock serialises its threads,
+        # so an exclusive block is just a write.
+        with self._transaction(write=write or exclusive, what=what) as tx:
+            return fn(tx)
+
+    # -- bulk paths -----------------------------------------------------------------
+    def bulk_upsert(self, table: sa.Table, fixed: Mapping[str, Any], data: Columns, *,
+                    update: bool) -> None:
+        if len(data["ts"]) <= self.small_batch:
+            return self.small_upsert(table, fixed, data, update=update)
+        # An Arrow table over the arrays (no copy); DuckDB scans it natively.
+        frame = pa.table({
+            name: pa.array(values, type=_ARROW_TS if name == "ts" else None)
+            for name, values in data.items()
+        })
+        staging = sa.table(_STAGING, *(sa.column(c) for c in data))
+        stmt = upsert_from(table, fixed, staging, update=update)
+        with self._transaction(write=True, what=f"write {table.name}") as tx:
+            tx.cur.register(_STAGING, frame)
+            try:
+                tx.execute(stmt)
+            finally:
+                tx.cur.unregister(_STAGING)
+
+    def read_frame(
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        where: Sequence[sa.ColumnElement[bool]],
+        order_by: Sequence[str],
+    ) -> pd.DataFrame:
+        stmt = (
+            sa.select(*(table.c[c] for c in columns))
+            .where(*where)
+            .order_by(*(table.c[c] for c in order_by))
+        )
+        with self._transaction(write=False, what=f"read {table.name}") as tx:
+            df = tx.cur.execute(*self.compile(stmt)).df()
+        for name in columns:
+            if isinstance(table.c[name].type, sa.DateTime):
+                df[name] = df[name].dt.tz_convert("UTC")
+        return df
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._cursors_lock:
+            cursors, self._cursors = self._cursors, []
+        for cur in cursors:
+            try:
+                cur.close()
+            except duckdb.Error:  # pragma: no cover - already closed by DuckDB
+                pass
+        _release(self._db)
