@@ -14,7 +14,11 @@ array([nan, 1.5, 2.5, 3.5])
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Protocol, TypeVar
 
 import numba
 import numpy as np
@@ -31,6 +35,32 @@ __all__ = [
     "crossed_below",
     "ewm_settle",
 ]
+
+
+class IndicatorMemo(Protocol):
+    """What a sweep installs to compute each indicator once per distinct input."""
+
+    def call(self, func: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any: ...
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The memo of the current thread/task, if any (see ``tcp_lab.backtest.indicator_cache``).
+#: A ContextVar, so a sweep in one thread never affects a bot in another.
+INDICATOR_MEMO: ContextVar[IndicatorMemo | None] = ContextVar("INDICATOR_MEMO", default=None)
+
+
+def memoizable(func: F) -> F:
+    """Route calls through the active :data:`INDICATOR_MEMO` (plain call when none)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        memo = INDICATOR_MEMO.get()
+        if memo is None:
+            return func(*args, **kwargs)
+        return memo.call(func, args, kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _series(x: np.ndarray) -> pd.Series:
@@ -71,16 +101,19 @@ def _rolling_mean_nb(x: np.ndarray, window: int) -> np.ndarray:  # pragma: no co
     return out
 
 
+@memoizable
 def sma(x: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average over ``window`` values (NaN for the first ``window - 1``)."""
     return _rolling_mean_nb(np.ascontiguousarray(x, dtype=np.float64), int(window))
 
 
+@memoizable
 def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
     """Population standard deviation (``ddof=0``) over ``window`` values."""
     return _series(x).rolling(window, min_periods=window).std(ddof=0).to_numpy()
 
 
+@memoizable
 def ema(x: np.ndarray, span: int, *, min_periods: int | None = None) -> np.ndarray:
     """Exponential moving average, ``alpha = 2 / (span + 1)``, started at the first value.
 
@@ -92,6 +125,7 @@ def ema(x: np.ndarray, span: int, *, min_periods: int | None = None) -> np.ndarr
     return _series(x).ewm(span=span, adjust=False, min_periods=mp).mean().to_numpy()
 
 
+@memoizable
 def rsi(x: np.ndarray, period: int) -> np.ndarray:
     """Wilder's relative strength index in 0..100.
 
@@ -111,6 +145,7 @@ def rsi(x: np.ndarray, period: int) -> np.ndarray:
     return out
 
 
+@memoizable
 def macd(
     x: np.ndarray, fast: int, slow: int, signal: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,6 +155,7 @@ def macd(
     return line, sig, line - sig
 
 
+@memoizable
 def bollinger(x: np.ndarray, window: int, k: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bollinger bands: middle (SMA), upper and lower (middle ± k population std)."""
     mid = sma(x, window)

@@ -1,0 +1,307 @@
+"""Parameter sweeps: every combination of a grid backtested, one row of metrics each.
+
+:func:`sweep` backtests a strategy for each parameter combination with the
+fill model of :func:`~tcp_lab.backtest.engine.run_backtest` and the metrics
+of :mod:`tcp_lab.backtest.metrics`, without keeping an equity curve per
+combination. Two paths:
+
+* **fused** (``sma_cross``, ``ema_cross``; :data:`~tcp_lab.backtest.fused.FUSED_KERNELS`):
+  moving averages, crosses and fills in one numba pass per combination;
+* **generic** (any strategy): ``strategy.compute`` per combination (shared
+  indicators computed once, :mod:`~tcp_lab.backtest.indicator_cache`), then
+  the numba fill kernel over the signal columns.
+
+Work is cut into chunks of combinations so memory stays bounded; each chunk is
+one call of :func:`~tcp_lab.backtest.sweep_chunk.run_chunk`, a pure function
+of picklable arguments (a later executor can ship chunks elsewhere). Within a
+chunk numba uses every core.
+
+Signals are computed once on the whole history (they are causal, so this
+never looks ahead) and each *segment* — the whole run, or the in-sample and
+held-out parts, or walk-forward folds — is traded as its own account that
+starts flat with ``init_cash``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tcp_lab.backtest.engine import _check_options, infer_timeframe
+from tcp_lab.backtest.fused import tile_order
+from tcp_lab.backtest.metrics import METRIC_NAMES
+from tcp_lab.backtest.sweep_chunk import candles_to_arrays, fused_name, run_chunk, strategy_class
+from tcp_lab.errors import ConfigError, StrategyError
+from tcp_lab.strategies import BaseStrategy
+from tcp_lab.timeframes import parse_timeframe, to_utc_timestamp, validate_candles
+
+__all__ = ["sweep", "run_chunk", "candles_to_arrays", "LOWER_IS_BETTER"]
+
+#: Metrics where smaller is better (sorted ascending).
+LOWER_IS_BETTER = frozenset({"max_drawdown"})
+#: Memory a chunk may use for signal columns or moving-average tables.
+CHUNK_BYTES = 256 * 2**20
+_YEAR_US = 365 * 86400 * 1_000_000
+_DEFAULTS = {"fees": 0.001, "slippage": 0.0, "init_cash": 10_000.0, "size": 1.0,
+             "size_type": "percent", "direction": "long", "price": "close"}
+
+
+# -- the public sweep -------------------------------------------------------------------
+def _segments(
+    index: pd.DatetimeIndex, holdout: float | str | pd.Timestamp | None, walk_forward: int | None
+) -> tuple[list[tuple[int, int]], list[str]]:
+    n = len(index)
+    if holdout is not None and walk_forward is not None:
+        raise ConfigError("sweep: holdout= and walk_forward= cannot be combined",
+                          hint="use one of them")
+    if holdout is not None:
+        if isinstance(holdout, float | int) and not isinstance(holdout, bool):
+            if not 0 < holdout < 1:
+                raise ConfigError(f"sweep: holdout={holdout!r} must be a fraction in (0, 1)",
+                                  hint="e.g. holdout=0.3 keeps the last 30 % out of sample")
+            split = n - int(round(n * float(holdout)))
+        else:
+            split = int(index.searchsorted(to_utc_timestamp(holdout, name="holdout")))
+        if not 2 <= split <= n - 2:
+            raise ConfigError(
+                f"sweep: holdout={holdout!r} leaves {split} in-sample and {n - split} "
+                "out-of-sample candle(s); each part needs at least 2",
+                hint=f"candles run from {index[0]} to {index[-1]}",
+            )
+        return [(0, split), (split, n)], ["is_", "oos_"]
+    if walk_forward is not None:
+        k = int(walk_forward)
+        if k < 2 or k != walk_forward or n < 2 * k:
+            raise ConfigError(
+                f"sweep: walk_forward={walk_forward!r} must be an integer >= 2 with at least "
+                f"2 candles per fold ({n} candles)",
+                hint="e.g. walk_forward=4",
+            )
+        bounds = np.linspace(0, n, k + 1).round().astype(int)
+        return ([(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+                [f"wf{i + 1}_" for i in range(k)])
+    return [(0, n)], [""]
+
+
+def _combos(
+    cls: type[BaseStrategy], grid: Mapping[str, Any] | None, n_random: int | None, seed: int
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """The combinations to run and their positions in the full (filtered) grid."""
+    ranges = dict(grid) if grid is not None else {p.name: ... for p in cls.parameters}
+    combos = cls.parameter_grid(**ranges)
+    if not combos:
+        raise StrategyError(
+            f"sweep of {cls.name!r}: the grid {ranges} has no valid combination",
+            hint="check_parameters rejected every combination (e.g. fast >= slow)",
+        )
+    if n_random is not None:
+        if n_random < 1:
+            raise ConfigError(f"sweep: n_random={n_random!r} must be >= 1")
+        pick = np.sort(np.random.default_rng(seed).choice(
+            len(combos), min(n_random, len(combos)), replace=False))
+        return pick, [combos[i] for i in pick]
+    return np.arange(len(combos)), combos
+
+
+def _chunks(cls: type[BaseStrategy], combos: list[dict], n_bars: int, options: dict,
+            chunk_size: int | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """An order of the combinations and the chunks (index arrays into ``combos``)."""
+    fused = fused_name(cls)
+    if fused is not None:
+        # a chunk of tile x tile combinations needs at most 2 * tile averages in memory;
+        # tiles of <= 48 keep several chunks (progress steps) per typical grid
+        windows = max(4, CHUNK_BYTES // (8 * n_bars))
+        tile = max(2, min(48, windows // 2))
+        order = tile_order(combos, fused, tile)
+        default = tile * tile
+    else:
+        order = np.arange(len(combos))
+        arrays = 4 if options["direction"] == "longshort" else 2
+        default = max(1, min(4096, CHUNK_BYTES // (arrays * n_bars)))
+    size = default if chunk_size is None else int(chunk_size)
+    if size < 1:
+        raise ConfigError(f"sweep: chunk_size={chunk_size!r} must be >= 1")
+    return order, [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def sweep(
+    strategy: str | type[BaseStrategy],
+    candles: pd.DataFrame,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    n_random: int | None = None,
+    seed: int = 0,
+    metric: str = "sharpe",
+    holdout: float | str | pd.Timestamp | None = None,
+    walk_forward: int | None = None,
+    chunk_size: int | None = None,
+    progress: bool = True,
+    timeframe: str | None = None,
+    **backtest_options: Any,
+) -> pd.DataFrame:
+    """Backtest every parameter combination of a grid; one row of metrics per combination.
+
+    Parameters
+    ----------
+    strategy
+        Registry name, dotted path or strategy class.
+    candles
+        Candle frame (validated).
+    grid
+        Values per parameter (``{"fast": range(5, 50), "slow": [50, 100]}``;
+        ``...`` for a parameter's default grid). Parameters not named keep
+        their default; ``None`` sweeps every parameter's default grid.
+        Combinations the strategy's ``check_parameters`` rejects are dropped.
+    n_random
+        Backtest only this many combinations, drawn without replacement
+        (reproducible with ``seed``).
+    seed
+        Seed of the random draw.
+    metric
+        Sort key (best first; one of :data:`~tcp_lab.backtest.metrics.METRIC_NAMES`).
+    holdout
+        Keep the last part out of sample: a fraction (``0.3``) or the UTC
+        timestamp where it starts. Columns ``is_<metric>`` and
+        ``oos_<metric>`` side by side; rows sorted by the in-sample metric.
+    walk_forward
+        Split the history into this many consecutive folds, each its own
+        account: columns ``wf1_<metric>``…, ``wf_mean_<metric>`` and
+        ``wf_min_<metric>`` for the sort metric; rows sorted by the mean.
+        ``df.attrs["walk_forward"]`` lists, for each fold after the first,
+        the combination that was best on the previous fold and how it did.
+    chunk_size
+        Combinations per chunk (default: what fits in about 256 MB).
+    progress
+        Show a ``tqdm`` bar (one step per chunk).
+    timeframe
+        Candle timeframe; inferred from the index when omitted.
+    **backtest_options
+        ``fees``, ``slippage``, ``init_cash``, ``size``, ``size_type``,
+        ``direction``, ``price`` — as in :func:`run_backtest`.
+
+    Returns
+    -------
+    DataFrame
+        Index ``combo`` (position in the grid), parameter columns, then
+        metric columns; ``attrs`` holds the strategy, options, segments and
+        timing.
+
+    Raises
+    ------
+    StrategyError
+        Unknown strategy, invalid grid values, or a failing combination.
+    ConfigError
+        Unknown or invalid options.
+
+    Examples
+    --------
+    >>> from tcp_lab.testing import make_candles
+    >>> df = sweep("sma_cross", make_candles(5000), {"fast": [5, 10], "slow": [20, 40]},
+    ...            progress=False)
+    >>> list(df.columns[:4]), len(df)
+    (['fast', 'slow', 'total_return', 'cagr'], 4)
+    """
+    started = time.perf_counter()
+    cls = strategy_class(strategy)
+    unknown = sorted(set(backtest_options) - set(_DEFAULTS))
+    if unknown:
+        guess = difflib.get_close_matches(unknown[0], list(_DEFAULTS), n=1)
+        dym = f"; did you mean {guess[0]!r}?" if guess else ""
+        raise ConfigError(f"sweep: unknown option {unknown[0]!r}{dym}",
+                          hint="options: " + ", ".join(_DEFAULTS))
+    if metric not in METRIC_NAMES:
+        guess = difflib.get_close_matches(metric, METRIC_NAMES, n=1)
+        dym = f"; did you mean {guess[0]!r}?" if guess else ""
+        raise ConfigError(f"sweep: unknown metric {metric!r}{dym}",
+                          hint="metrics: " + ", ".join(METRIC_NAMES))
+    opts = {**_DEFAULTS, **backtest_options}
+    _check_options(opts["fees"], opts["slippage"], opts["init_cash"], opts["size"],
+                   opts["size_type"], opts["direction"], opts["price"])
+    candles = validate_candles(candles, timeframe)
+    tf = parse_timeframe(timeframe) if timeframe is not None else infer_timeframe(candles.index)
+    segments, prefixes = _segments(candles.index, holdout, walk_forward)
+    ts = candles.index.asi8
+    options = {
+        **opts,
+        "segments": segments,
+        "prefixes": prefixes,
+        "years": [float((ts[b - 1] - ts[a]) / _YEAR_US) for a, b in segments],
+        "bars_per_year": tf.per_year,
+    }
+    ids, combos = _combos(cls, grid, n_random, seed)
+    order, chunks = _chunks(cls, combos, len(candles), options, chunk_size)
+    arrays = candles_to_arrays(candles)
+    ref: str | type[BaseStrategy] = cls.name if fused_name(cls) else cls
+
+    from tqdm.auto import tqdm
+
+    parts = []
+    with tqdm(total=len(combos), unit="combo", desc=f"sweep {cls.name}",
+              disable=not progress) as bar:
+        for idx in chunks:
+            part = run_chunk(ref, arrays, [combos[i] for i in idx], options)
+            part.index = ids[idx]
+            parts.append(part)
+            bar.update(len(idx))
+    df = pd.concat(parts).sort_index()
+    df.index.name = "combo"
+    key = _summarize(df, prefixes, metric, walk_forward)
+    df = df.sort_values(key, ascending=metric in LOWER_IS_BETTER, na_position="last",
+                        kind="stable")
+    elapsed = time.perf_counter() - started
+    df.attrs = {
+        "strategy": cls.name,
+        "metric": metric,
+        "sort_by": key,
+        "timeframe": tf.name,
+        "options": opts,
+        "segments": [(str(candles.index[a]), str(candles.index[b - 1])) for a, b in segments],
+        "holdout": None if holdout is None else str(holdout),
+        "walk_forward": _walk_forward_table(df, prefixes, metric) if walk_forward else None,
+        "n_combos": len(df),
+        "n_chunks": len(chunks),
+        "path": "fused" if fused_name(cls) else "generic",
+        "elapsed_s": elapsed,
+        "combos_per_s": len(df) / elapsed if elapsed > 0 else float("nan"),
+    }
+    return df
+
+
+def _summarize(df: pd.DataFrame, prefixes: list[str], metric: str,
+               walk_forward: int | None) -> str:
+    """Add walk-forward summary columns; return the column to sort by."""
+    if walk_forward:
+        folds = df[[p + metric for p in prefixes]]
+        df[f"wf_mean_{metric}"] = folds.mean(axis=1)
+        worst = folds.max(axis=1) if metric in LOWER_IS_BETTER else folds.min(axis=1)
+        df[f"wf_min_{metric}"] = worst
+        return f"wf_mean_{metric}"
+    return prefixes[0] + metric
+
+
+def _py(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _walk_forward_table(df: pd.DataFrame, prefixes: list[str], metric: str) -> list[dict]:
+    """For each fold after the first: the best combination on the fold before, and its result."""
+    params = [c for c in df.columns if not any(c.startswith(p) for p in prefixes)
+              and not c.startswith("wf_")]
+    rows = []
+    for i in range(1, len(prefixes)):
+        past = df[prefixes[i - 1] + metric]
+        if past.notna().sum() == 0:
+            continue
+        best = past.idxmin() if metric in LOWER_IS_BETTER else past.idxmax()
+        rows.append({
+            "fold": i + 1,
+            "params": {p: _py(df.at[best, p]) for p in params},
+            f"is_{metric}": float(past[best]),
+            f"oos_{metric}": float(df.at[best, prefixes[i] + metric]),
+        })
+    return rows
