@@ -39,6 +39,10 @@ _LAZY = {
     "run_backtest": "tcp_lab.backtest",
     "BacktestResult": "tcp_lab.backtest",
     "sweep": "tcp_lab.backtest",
+    "run_batch": "tcp_lab.batch",
+    "load_batch": "tcp_lab.batch",
+    "BacktestPanel": "tcp_lab.ui",
+    "MarketChartPanel": "tcp_lab.ui",
 }
 
 __all__ = [
