@@ -270,3 +270,75 @@ class BotsMixin:
                          end: object = None) -> pd.DataFrame:
         """A bot's equity curve in ``[start, end]``: index ``ts``; cash, position, equity."""
         return self._load(S.bot_performance, bot_id, start, end)
+
+    # -- one candle of a bot in one transaction (used by tcp_lab.bots) ------------------
+    def record_bot_candle(self, bot_id: str, ts: object, *, action: str,
+                          confidence: float | None, price: float | None,
+                          indicators: Mapping[str, Any] | None,
+                          fill: Mapping[str, Any] | None, cash: float, position: float,
+                          equity: float, state: Mapping[str, Any]) -> None:
+        """Write what a bot did on the candle closing at ``ts``, all of it or nothing.
+
+        The rows of :meth:`record_signal`, :meth:`record_bot_trade` (when
+        ``fill`` — ``side price amount fee realized_pnl`` — is given) and
+        :meth:`record_performance`, and ``update_bot(bot_id,
+        last_candle_ts=ts, state=state)``, in one transaction with statements
+        compiled once: a crash leaves the candle either fully recorded or not
+        at all, and replaying it rewrites the same rows.
+        """
+        bot_id, when = check_name(bot_id, "bot_id"), py_time(utc(ts, "ts"))
+        values: dict[str, Any] = {
+            "bot_id": bot_id, "ts": when, "action": check_name(action, "action"),
+            "confidence": _number(confidence, "confidence", optional=True),
+            "price": _number(price, "price", optional=True),
+            "indicators": dumps_json(indicators, "indicators"),
+            "cash": _number(cash, "cash"), "position": _number(position, "position"),
+            "equity": _number(equity, "equity"), "state": _bot_field("state", state),
+            "updated_at": py_time(_now()),
+        }
+        if fill is not None:
+            if fill["side"] not in SIDES:
+                raise DataError(f"side must be 'buy' or 'sell', got {fill['side']!r}")
+            values |= {"side": fill["side"],
+                       "fill_price": _number(fill["price"], "price", positive=True),
+                       "amount": _number(fill["amount"], "amount", nonnegative=True),
+                       "fee": _number(fill.get("fee", 0.0), "fee"),
+                       "realized_pnl": _number(fill.get("realized_pnl"), "realized_pnl",
+                                               optional=True)}
+        sql = self.__dict__.get("_bot_candle_sql")
+        if sql is None:
+            sql = self.__dict__["_bot_candle_sql"] = _bot_candle_templates(self._backend)
+        backend = self._backend
+        parts = ["signal", "trade", "performance", "bot"] if fill else \
+            ["signal", "performance", "bot"]
+
+        def write(tx: Any) -> None:
+            for part in parts:
+                tx.execute_sql(sql[part][0], backend.bind(sql[part], values))
+
+        backend.run(write, write=True, what="write a bot's candle")
+
+
+def _bot_candle_templates(backend: Backend) -> dict[str, Any]:
+    """The four statements of :meth:`BotsMixin.record_bot_candle`, compiled for ``backend``."""
+
+    def upsert(table: sa.Table, params: Mapping[str, str]) -> Any:
+        stmt = pg.insert(table).values({col: sa.bindparam(p) for col, p in params.items()})
+        key = [c.name for c in table.primary_key.columns]
+        return stmt.on_conflict_do_update(
+            index_elements=key, set_={c: stmt.excluded[c] for c in params if c not in key})
+
+    same = {c: c for c in ("bot_id", "ts")}
+    return {
+        "signal": backend.template(upsert(S.signals, same | {
+            c: c for c in ("action", "confidence", "price", "indicators")})),
+        "trade": backend.template(upsert(S.trades, same | {
+            "side": "side", "price": "fill_price", "amount": "amount", "fee": "fee",
+            "realized_pnl": "realized_pnl"})),
+        "performance": backend.template(upsert(S.bot_performance, same | {
+            c: c for c in ("cash", "position", "equity")})),
+        "bot": backend.template(sa.update(S.bots).where(S.bots.c.id == sa.bindparam("bot_id"))
+                                .values(last_candle_ts=sa.bindparam("ts"),
+                                        state=sa.bindparam("state"),
+                                        updated_at=sa.bindparam("updated_at"))),
+    }

@@ -1,0 +1,282 @@
+"""Bot definitions: one JSON file per bot in ``config/bots/<name>.json``.
+
+A bot config names the strategy and its parameters, the market it trades
+(exchange, symbol, timeframe) and the paper account (initial balance, fee,
+slippage, position size). The file's stem is the bot's name (its id in the
+store and on the bus) unless the file sets ``"name"``.
+
+>>> cfg = BotConfig(name="sma-btc", strategy="sma_cross", parameters={"fast": 10, "slow": 30},
+...                 exchange="binance", symbol="BTC/USDT", timeframe="1m")
+>>> cfg.window, cfg.fee
+(51, 0.001)
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tcp_lab.errors import ConfigError, StrategyError
+from tcp_lab.strategies import BaseStrategy, get_strategy
+from tcp_lab.timeframes import parse_timeframe, to_utc_timestamp
+
+__all__ = ["BotConfig", "load_bot_config", "find_bot_config", "DEFAULT_CONFIG_DIR"]
+
+#: Where ``tcp-lab bots start NAME`` looks for ``NAME.json``.
+DEFAULT_CONFIG_DIR = Path("config") / "bots"
+#: A bot name is used in channel names and keys: no spaces, no glob characters.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+_START_WORDS = ("latest", "earliest")
+
+
+class BotConfig(BaseModel):
+    """What one paper-trading bot trades and how (immutable; unknown keys rejected).
+
+    Attributes
+    ----------
+    name
+        The bot's id: letters, digits, ``_ . -`` (default: the file's stem).
+    strategy, parameters
+        A registered strategy name (or dotted path) and its parameters,
+        validated by the strategy's own declaration.
+    exchange, symbol, timeframe
+        The candle series it trades, e.g. ``binance``, ``BTC/USDT``, ``1m``.
+    initial_balance
+        Starting cash of the paper account (quote currency).
+    fee, slippage
+        Fractions per fill, as in :func:`tcp_lab.backtest.run_backtest`.
+    position_size, size_type
+        ``percent``: fraction of the cash per entry (1.0 = all in); ``value``:
+        quote amount per entry; ``amount``: base units per entry.
+    direction
+        ``long`` or ``longshort`` (exits open shorts, entries cover them).
+    start
+        Which candles to trade on first start: ``latest`` (only candles that
+        close after the newest stored one), ``earliest`` (every stored candle)
+        or an ISO time (candles closing after it).
+    window_margin
+        Extra candles on top of the strategy's warm-up in the trailing window.
+    description
+        Free text.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    strategy: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    exchange: str
+    symbol: str
+    timeframe: str
+    initial_balance: float = Field(10_000.0, gt=0, allow_inf_nan=False)
+    fee: float = Field(0.001, ge=0, lt=1)
+    slippage: float = Field(0.0, ge=0, lt=1)
+    position_size: float = Field(1.0, gt=0, allow_inf_nan=False)
+    size_type: Literal["percent", "value", "amount"] = "percent"
+    direction: Literal["long", "longshort"] = "long"
+    start: str = "latest"
+    window_margin: int = Field(20, ge=0, le=100_000)
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.fullmatch(v):
+            raise ValueError(
+                f"{v!r} is not a valid bot name: use letters, digits, '_', '.' or '-' "
+                "(at most 100 characters, starting with a letter or digit)"
+            )
+        return v
+
+    @field_validator("exchange", "symbol")
+    @classmethod
+    def _market(cls, v: str) -> str:
+        if not v or any(c.isspace() or c in "*?[]\\" for c in v):
+            raise ValueError(f"{v!r} must be non-empty, without spaces or * ? [ ] \\")
+        return v
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, v: str) -> str:
+        return parse_timeframe(v).name  # DataError is a ValueError
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: str) -> str:
+        if v in _START_WORDS:
+            return v
+        try:
+            return to_utc_timestamp(v, name="start").isoformat()
+        except ValueError as e:
+            raise ValueError(
+                f"{v!r} is neither 'latest', 'earliest' nor a time with a zone "
+                f"(e.g. '2024-03-01T00:00Z'): {e}"
+            ) from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BotConfig:
+        # Messages start with the field they blame ("field: ..."), see from_mapping().
+        if self.size_type == "percent" and self.position_size > 1:
+            raise ValueError(
+                f"position_size: {self.position_size} with size_type 'percent' must be in (0, 1]"
+            )
+        if self.size_type == "percent" and self.position_size < 1 and self.direction == "longshort":
+            raise ValueError(
+                f"position_size: {self.position_size} with size_type 'percent' cannot reverse "
+                "positions (direction 'longshort'); use 1.0, size_type 'value', or direction 'long'"
+            )
+        try:
+            get_strategy(self.strategy)
+        except StrategyError as e:
+            raise ValueError(f"strategy: {e}") from None
+        try:
+            strategy = get_strategy(self.strategy, self.parameters)
+        except StrategyError as e:
+            raise ValueError(f"parameters: {e}") from None
+        # Canonical parameters (defaults filled in, types coerced) so every reader agrees.
+        object.__setattr__(self, "parameters", dict(strategy.params))
+        return self
+
+    # -- derived ---------------------------------------------------------------------------
+    def build_strategy(self) -> BaseStrategy:
+        """A fresh strategy object with this bot's parameters."""
+        return get_strategy(self.strategy, self.parameters)
+
+    @property
+    def window(self) -> int:
+        """Closed candles the bot feeds its strategy: warm-up plus margin."""
+        return int(self.build_strategy().warmup) + self.window_margin
+
+    @property
+    def start_after(self) -> pd.Timestamp | None:
+        """The explicit ``start`` time, or None for ``latest``/``earliest``."""
+        return None if self.start in _START_WORDS else pd.Timestamp(self.start).as_unit("us")
+
+    def to_json(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict (what the store keeps with the bot)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_mapping(cls, data: Any, *, source: str, default_name: str | None = None) -> BotConfig:
+        """Validate a mapping (a parsed JSON file) into a config; errors name ``source``.
+
+        Raises
+        ------
+        ConfigError
+            Not an object, an unknown key (with a did-you-mean), a missing or
+            invalid field, or invalid strategy parameters. The message names
+            ``source`` and the field.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"bot config {source}: expected a JSON object, "
+                              f"got {type(data).__name__}")
+        known = list(cls.model_fields)
+        for key in data:
+            if key not in known:
+                guess = difflib.get_close_matches(str(key), known, n=1)
+                dym = f"; did you mean {guess[0]!r}?" if guess else ""
+                raise ConfigError(f"bot config {source}: unknown field {key!r}{dym}",
+                                  hint="fields: " + ", ".join(known))
+        values = dict(data)
+        if default_name is not None:
+            values.setdefault("name", default_name)
+        try:
+            return cls(**values)
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            hint = None
+            if not field:  # a model-level rule: its message names the field
+                head, _, rest = msg.partition(": ")
+                if head in known:
+                    field, msg = head, rest
+                cause = e.errors()[0].get("ctx", {}).get("error")
+                if isinstance(cause, ValueError) and isinstance(cause.__context__, StrategyError):
+                    msg, hint = cause.__context__.message, cause.__context__.hint
+            where = f"field {field!r}" if field else "config"
+            given = f" (got {err['input']!r})" if err["type"] != "value_error" and field and \
+                not isinstance(err.get("input"), dict) else ""
+            raise ConfigError(f"bot config {source}: {where}: {msg}{given}",
+                              hint=hint or _hint(field)) from None
+
+
+def _hint(field: str) -> str | None:
+    return {
+        "parameters": "see `tcp-lab strategy list` for each strategy's parameters",
+        "strategy": "see `tcp-lab strategy list`",
+        "timeframe": None,  # the timeframe error says what is allowed
+        "fee": "a fraction: 0.001 is 0.1 % per fill",
+        "slippage": "a fraction: 0.0005 is 0.05 % against us per fill",
+    }.get(field.split(".")[0], "fix the field in the JSON file")
+
+
+def load_bot_config(path: str | Path) -> BotConfig:
+    """Read and validate a bot config file.
+
+    Parameters
+    ----------
+    path
+        A JSON file such as ``config/bots/sma-btc.json``; its stem is the
+        bot's name unless it sets ``"name"``.
+
+    Returns
+    -------
+    BotConfig
+
+    Raises
+    ------
+    ConfigError
+        Missing file, invalid JSON, unknown or invalid fields, invalid
+        strategy parameters; the message names the file and the field.
+
+    Examples
+    --------
+    >>> cfg = load_bot_config("config/bots/sma-btc.json")   # doctest: +SKIP
+    >>> cfg.strategy, cfg.parameters                         # doctest: +SKIP
+    ('sma_cross', {'fast': 10, 'slow': 30})
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"bot config {p} does not exist",
+                          hint=f"create it (examples: {DEFAULT_CONFIG_DIR}/*.json)") from None
+    except OSError as e:
+        raise ConfigError(f"bot config {p}: cannot read it ({e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"bot config {p}: invalid JSON at line {e.lineno} column {e.colno} ({e.msg})"
+        ) from None
+    return BotConfig.from_mapping(data, source=str(p), default_name=p.stem)
+
+
+def find_bot_config(name: str, config_dir: str | Path | None = None) -> Path:
+    """The file of the bot called ``name``: ``name`` itself if it is a path, else
+    ``<config_dir>/<name>.json``.
+
+    Raises
+    ------
+    ConfigError
+        No such file (with the names that do exist).
+    """
+    direct = Path(name)
+    if direct.suffix == ".json" and direct.is_file():
+        return direct
+    folder = Path(config_dir) if config_dir is not None else DEFAULT_CONFIG_DIR
+    p = folder / f"{name}.json"
+    if p.is_file():
+        return p
+    known = sorted(q.stem for q in folder.glob("*.json")) if folder.is_dir() else []
+    guess = difflib.get_close_matches(name, known, n=1)
+    dym = f"; did you mean {guess[0]!r}?" if guess else ""
+    raise ConfigError(f"no bot config {p}{dym}",
+                      hint="bots: " + (", ".join(known) or f"(none in {folder})"))

@@ -1,0 +1,435 @@
+"""The bot manager: start, stop, supervise and restore paper-trading bots.
+
+One manager per database. It runs in a notebook (``BotManager().start()``,
+a background thread, bots as threads on the embedded default) or as the
+service ``tcp-lab bots serve`` (bots as OS processes on PostgreSQL + Redis).
+Every ``poll_interval`` seconds it makes one supervision pass
+(:meth:`BotManager.tick`):
+
+1. act on start/stop requests written to the ``bots`` table by other
+   processes (see :mod:`tcp_lab.bots.control`);
+2. :meth:`~BotManager.check_bots`: a bot whose heartbeat stopped changing is
+   hung, a bot lagging the newest stored candle by more than ``max_lag``
+   candles without progress is stuck; either is killed;
+3. :meth:`~BotManager.restart_crashed_bots`: a dead bot is restarted after an
+   exponential backoff, at most ``max_restarts`` times in any rolling
+   ``window``; one more crash marks it ``failed`` and publishes a
+   ``bots.failed`` event on ``system:events``.
+
+Live trading is impossible by construction: bots only paper-trade.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tcp_lab.bots.config import BotConfig
+from tcp_lab.bots.control import (
+    ACTIVE_STATUSES,
+    FAILED_EVENT,
+    REQUEST_EVENT,
+    SHUTDOWN_REASON,
+    publish_event,
+    resolve_config,
+    save_definition,
+    stored_config,
+)
+from tcp_lab.bots.policy import Clock, Liveness, RestartPolicy, utc_now
+from tcp_lab.bots.runners import BotHandle, ProcessRunner, Runner, ThreadRunner
+from tcp_lab.bus import SYSTEM_EVENTS, Bus, StatusMessage, open_bus, status_channel
+from tcp_lab.errors import ConfigError, TcpLabError
+from tcp_lab.settings import load_settings
+from tcp_lab.store import Store, open_store
+from tcp_lab.timeframes import parse_timeframe
+
+__all__ = ["BotManager", "RUNNERS"]
+
+log = logging.getLogger("tcp_lab.bots")
+RUNNERS = ("auto", "thread", "process")
+
+
+class BotManager:
+    """Starts, stops, supervises and restores bots.
+
+    Parameters
+    ----------
+    store, bus
+        Open objects or URLs (default: the ``database_url`` and ``redis_url``
+        settings). URLs are opened, and closed by :meth:`stop`.
+    runner
+        ``"thread"``, ``"process"`` or ``"auto"``: threads on the embedded
+        default (DuckDB or ``memory://``), processes otherwise.
+    policy
+        Restart budget, backoff, heartbeat and liveness thresholds.
+    clock
+        Wall clock for restart times (tests inject one to fake the hour).
+    poll_interval
+        Seconds between supervision passes of :meth:`start`'s thread.
+    config_dir
+        Where :meth:`start_bot` finds ``<name>.json``.
+    log_dir
+        Where worker processes write their output (default ``<home>/logs/bots``).
+
+    Examples
+    --------
+    >>> manager = BotManager().start()        # doctest: +SKIP
+    >>> manager.start_bot("sma-btc")          # doctest: +SKIP
+    'sma-btc'
+    >>> manager.stop()                        # doctest: +SKIP
+    """
+
+    def __init__(self, store: Store | str | None = None, bus: Bus | str | None = None, *,
+                 runner: str = "auto", policy: RestartPolicy | None = None,
+                 clock: Clock = utc_now, poll_interval: float = 0.5,
+                 config_dir: str | Path | None = None, log_dir: str | Path | None = None,
+                 ) -> None:
+        if runner not in RUNNERS:
+            raise ConfigError(f"runner={runner!r}, expected one of {RUNNERS}")
+        settings = None
+        if not isinstance(store, Store) or not isinstance(bus, Bus) or log_dir is None:
+            settings = load_settings()
+        self._owned: list[Any] = []
+        self.database_url = store if isinstance(store, str) else (
+            settings.database_url if store is None else None)
+        if not isinstance(store, Store):
+            store = open_store(self.database_url)
+            self._owned.append(store)
+        self.store = store
+        self.bus_url = bus if isinstance(bus, str) else (
+            settings.redis_url if bus is None else None)
+        if not isinstance(bus, Bus):
+            bus = open_bus(self.bus_url)
+            self._owned.append(bus)
+        self.bus = bus
+        self.policy = policy or RestartPolicy()
+        self.clock = clock
+        self.poll_interval = float(poll_interval)
+        self.config_dir = config_dir
+        embedded = store.backend == "duckdb" or bus.url.startswith("memory")
+        kind = ("thread" if embedded else "process") if runner == "auto" else runner
+        self.runner: Runner = self._make_runner(kind, settings, log_dir)
+        self._handles: dict[str, BotHandle] = {}
+        self._liveness: dict[str, Liveness] = {}
+        self._configs: dict[str, BotConfig] = {}
+        self._pending: dict[str, float] = {}  # bot id -> monotonic time of its restart
+        self._kill_reasons: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._events = None
+
+    def _make_runner(self, kind: str, settings: Any, log_dir: str | Path | None) -> Runner:
+        interval = self.policy.heartbeat_interval
+        if kind == "thread":
+            return ThreadRunner(self.store, self.bus, heartbeat_interval=interval)
+        if self.database_url is None or self.bus_url is None:
+            raise ConfigError("the process runner needs the database and bus URLs",
+                              hint="pass store= and bus= as URLs, not open objects")
+        if self.database_url.startswith("duckdb") or self.bus_url.startswith("memory"):
+            raise ConfigError(
+                "bots cannot run as separate processes on the embedded default "
+                f"({self.store.backend}, {self.bus.url}): other processes cannot open them",
+                hint="use runner='thread', or PostgreSQL + Redis")
+        folder = Path(log_dir) if log_dir is not None else Path(settings.home) / "logs" / "bots"
+        return ProcessRunner(self.store, database_url=self.database_url, bus_url=self.bus_url,
+                             heartbeat_interval=interval, log_dir=folder)
+
+    # -- lifecycle of the manager ---------------------------------------------------------
+    def start(self) -> BotManager:
+        """Restore the active bots and supervise them in a background thread (returns at once)."""
+        if self._thread is not None:
+            return self
+        self.restore_active_bots_on_startup()
+        self._events = self.bus.subscribe(SYSTEM_EVENTS, handler=self._on_event)
+        self._halt.clear()
+        self._thread = threading.Thread(target=self._loop, name="tcp_lab.bots.manager",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def serve(self) -> None:
+        """:meth:`start`, then block until :meth:`stop` (or Ctrl-C, which stops)."""
+        self.start()
+        try:
+            while not self._halt.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            log.info("bots manager: interrupted, stopping the bots")
+        finally:
+            self.stop()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop supervising and stop every bot; they resume when a manager starts again."""
+        self._halt.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout + self.poll_interval)
+        self._thread = None
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+        with self._lock:
+            for bot_id in list(self._handles):
+                self._stop_handle(bot_id, timeout, reason=SHUTDOWN_REASON)
+            self._pending.clear()
+        for obj in reversed(self._owned):
+            obj.close()
+        self._owned.clear()
+
+    def __enter__(self) -> BotManager:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _on_event(self, message: Any) -> None:
+        if getattr(message, "kind", None) == REQUEST_EVENT:
+            self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self.tick()
+            except Exception:  # a supervision pass must never kill the supervisor
+                log.exception("bots manager: supervision pass failed; retrying")
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    # -- bots ------------------------------------------------------------------------------
+    def start_bot(self, bot: str | Path | BotConfig) -> str:
+        """Start a bot from a config object, a file, or a name in ``config_dir``.
+
+        The definition is stored with the bot (its account and last processed
+        candle are kept), then the bot starts in this manager. Starting a
+        running bot does nothing.
+
+        Returns
+        -------
+        str
+            The bot's id.
+        """
+        config, path = resolve_config(bot, self.config_dir)
+        with self._lock:
+            if config.name in self._handles and self._handles[config.name].alive:
+                save_definition(self.store, config, path, "running")
+                return config.name
+            save_definition(self.store, config, path, "starting")
+            self._pending.pop(config.name, None)
+            self._launch(config)
+        return config.name
+
+    def stop_bot(self, bot_id: str, timeout: float = 10.0) -> None:
+        """Stop a bot (after the candle in progress) and mark it ``stopped``."""
+        with self._lock:
+            self._pending.pop(bot_id, None)
+            if bot_id in self._handles:
+                self._stop_handle(bot_id, timeout, reason=None)
+            else:
+                self.store.update_bot(bot_id, status="stopped", last_error=None)
+                self._publish(bot_id, "stopped", "stopped")
+
+    def bots(self) -> pd.DataFrame:
+        """The ``bots`` table (one row per bot)."""
+        return self.store.list_bots()
+
+    def status(self, bot_id: str) -> dict[str, Any] | None:
+        """One bot's row, or None."""
+        return self.store.get_bot(bot_id)
+
+    @property
+    def running(self) -> list[str]:
+        """Ids of the bots this manager runs now."""
+        with self._lock:
+            return sorted(b for b, h in self._handles.items() if h.alive)
+
+    def pids(self) -> dict[str, int]:
+        """Worker process ids by bot (empty with the thread runner)."""
+        with self._lock:
+            return {b: h.pid for b, h in self._handles.items()
+                    if h.alive and getattr(h, "pid", None) is not None}
+
+    # -- supervision -----------------------------------------------------------------------
+    def tick(self) -> None:
+        """One supervision pass: requests, hang/stuck checks, crash handling."""
+        with self._lock:
+            self._apply_requests()
+            self.check_bots()
+            self.restart_crashed_bots()
+
+    def restore_active_bots_on_startup(self) -> list[str]:
+        """Start every bot that was active when the last manager ended.
+
+        Bots with status ``starting``, ``running`` or ``crashed``, and those
+        stopped by a manager shutdown, resume from their stored state (cash,
+        position, last processed candle). A pending ``stopping`` becomes
+        ``stopped``.
+
+        Returns
+        -------
+        list of str
+            The ids of the restored bots.
+        """
+        restored = []
+        with self._lock:
+            for row in self._rows():
+                bot_id, status = row["id"], row["status"]
+                if bot_id in self._handles:
+                    continue
+                if status == "stopping":
+                    self.store.update_bot(bot_id, status="stopped")
+                    continue
+                if status in ACTIVE_STATUSES or (status == "stopped"
+                                                 and row["last_error"] == SHUTDOWN_REASON):
+                    if self._launch_row(row):
+                        restored.append(bot_id)
+        if restored:
+            log.info("bots manager: restored %s", ", ".join(restored))
+        return restored
+
+    def check_bots(self) -> list[str]:
+        """Kill hung and stuck bots (they are then restarted by the crash policy).
+
+        Returns
+        -------
+        list of str
+            The ids of the bots killed.
+        """
+        killed = []
+        newest: dict[tuple[str, str, str], pd.Timestamp | None] = {}
+        with self._lock:
+            rows = {r["id"]: r for r in self._rows()}
+            for bot_id, handle in list(self._handles.items()):
+                row, config = rows.get(bot_id), self._configs[bot_id]
+                if row is None or not handle.alive:
+                    continue
+                live = self._liveness[bot_id]
+                reason = live.hung(row["heartbeat"])
+                if reason is None:
+                    key = (config.exchange, config.symbol, config.timeframe)
+                    if key not in newest:
+                        newest[key] = self.store.latest_candle_ts(*key)
+                    reason = live.stuck(row["last_candle_ts"], newest[key],
+                                        parse_timeframe(config.timeframe).delta)
+                if reason is not None:
+                    log.warning("bot %s %s; killing it", bot_id, reason)
+                    self._kill_reasons[bot_id] = reason
+                    handle.kill()
+                    killed.append(bot_id)
+        return killed
+
+    def restart_crashed_bots(self) -> list[str]:
+        """Handle bots that died, and restart those whose backoff has passed.
+
+        A crash within the restart budget schedules a restart after the
+        policy's backoff (status ``crashed``); one crash too many marks the
+        bot ``failed`` and publishes a ``bots.failed`` event on
+        ``system:events`` with the reason.
+
+        Returns
+        -------
+        list of str
+            The ids of the bots restarted by this call.
+        """
+        restarted = []
+        with self._lock:
+            for bot_id, handle in list(self._handles.items()):
+                if handle.alive:
+                    continue
+                reason = self._kill_reasons.pop(bot_id, None) or handle.error or \
+                    "ended without an error"
+                del self._handles[bot_id]
+                self._liveness.pop(bot_id, None)
+                self._on_crash(bot_id, reason)
+            now = time.monotonic()
+            for bot_id, due in list(self._pending.items()):
+                if due > now:
+                    continue
+                del self._pending[bot_id]
+                row = self.store.get_bot(bot_id)
+                if row is not None and row["status"] == "crashed" and self._launch_row(row):
+                    restarted.append(bot_id)
+        return restarted
+
+    # -- internals -------------------------------------------------------------------------
+    def _rows(self) -> list[dict[str, Any]]:
+        df = self.store.list_bots()
+        rows = df.to_dict("records")
+        for r in rows:
+            for k in ("heartbeat", "last_candle_ts"):
+                if pd.isna(r[k]):
+                    r[k] = None
+        return rows
+
+    def _apply_requests(self) -> None:
+        for row in self._rows():
+            bot_id, status = row["id"], row["status"]
+            managed = bot_id in self._handles
+            if managed and status in ("stopping", "stopped"):
+                self._stop_handle(bot_id, 10.0, reason=None)
+            elif not managed and bot_id not in self._pending and status == "starting":
+                self._launch_row(row)
+            elif bot_id in self._pending and status in ("stopping", "stopped"):
+                del self._pending[bot_id]
+                self.store.update_bot(bot_id, status="stopped", last_error=None)
+
+    def _launch_row(self, row: dict[str, Any]) -> bool:
+        try:
+            config = stored_config(row)
+        except TcpLabError as e:
+            log.error("bot %s cannot start: %s", row["id"], e)
+            self.store.update_bot(row["id"], status="failed", last_error=str(e))
+            self._publish(row["id"], "failed", str(e))
+            return False
+        self._launch(config)
+        return True
+
+    def _launch(self, config: BotConfig) -> None:
+        self.store.update_bot(config.name, status="starting")
+        self._publish(config.name, "starting", f"{self.runner.kind} runner")
+        self._configs[config.name] = config
+        self._liveness[config.name] = Liveness(self.policy)
+        self._handles[config.name] = self.runner.launch(config)
+
+    def _stop_handle(self, bot_id: str, timeout: float, reason: str | None) -> None:
+        handle = self._handles.pop(bot_id)
+        self._liveness.pop(bot_id, None)
+        self.store.update_bot(bot_id, status="stopping")
+        self._publish(bot_id, "stopping", reason or "stop requested")
+        handle.stop(timeout)
+        self.store.update_bot(bot_id, status="stopped", last_error=reason)
+        self._publish(bot_id, "stopped", reason or "stopped")
+
+    def _on_crash(self, bot_id: str, reason: str) -> None:
+        row = self.store.get_bot(bot_id)
+        if row is None:
+            return
+        decision = self.policy.on_crash(row["restart_times"], self.clock())
+        if decision.restart:
+            log.warning("bot %s crashed (%s); %s", bot_id, reason, decision.reason)
+            self.store.update_bot(bot_id, status="crashed", last_error=reason,
+                                  restart_count=row["restart_count"] + 1,
+                                  restart_times=decision.restart_times)
+            self._publish(bot_id, "crashed", f"{reason}; {decision.reason}")
+            self._pending[bot_id] = time.monotonic() + decision.delay
+        else:
+            detail = f"{reason}; {decision.reason}"
+            log.error("bot %s failed: %s", bot_id, detail)
+            self.store.update_bot(bot_id, status="failed", last_error=detail)
+            self._publish(bot_id, "failed", detail)
+            publish_event(self.bus, FAILED_EVENT, {
+                "bot_id": bot_id, "reason": reason, "detail": decision.reason,
+                "restarts_in_window": len(decision.restart_times)})
+
+    def _publish(self, bot_id: str, status: str, detail: str) -> None:
+        try:
+            self.bus.publish(status_channel(bot_id), StatusMessage(
+                bot_id=bot_id, ts=self.clock(), status=status, detail=detail[:2000]))
+        except Exception as e:  # the table holds the status; the message is a courtesy
+            log.warning("bots manager: could not publish %s status of %s: %s", status, bot_id, e)

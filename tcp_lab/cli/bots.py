@@ -1,0 +1,270 @@
+"""``tcp-lab bots list|status|start|stop|logs|serve``: paper-trading bots.
+
+On PostgreSQL + Redis, ``tcp-lab bots serve`` is the manager (a service) and
+the other commands talk to it through the ``bots`` table and the bus. On the
+embedded default (a DuckDB file and the in-process bus) only one process can
+use the store, so ``start`` runs the manager in the foreground until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+
+def _open() -> tuple[Any, Any, Any]:
+    from tcp_lab.bus import open_bus
+    from tcp_lab.settings import load_settings
+    from tcp_lab.store import open_store
+
+    settings = load_settings()
+    store = open_store(settings.database_url)
+    try:
+        bus = open_bus(settings.redis_url)
+    except BaseException:
+        store.close()
+        raise
+    return settings, store, bus
+
+
+def _age(ts: Any) -> str:
+    import pandas as pd
+
+    if ts is None or pd.isna(ts):
+        return "-"
+    seconds = (pd.Timestamp.now("UTC") - ts).total_seconds()
+    return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
+
+
+def _list(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    _, store, bus = _open()
+    with store, bus:
+        bots = store.list_bots()
+        if bots.empty:
+            print("no bots; start one with `tcp-lab bots start NAME` (config/bots/NAME.json)")
+            return 0
+        print(f"{'bot':<20} {'status':<9} {'strategy':<20} {'market':<26} {'last candle':<20} "
+              f"{'heartbeat':<10} {'restarts':>8}  last error")
+        for row in bots.to_dict("records"):
+            cfg = (row["state"] or {}).get("config") or {}
+            market = " ".join(str(cfg.get(k, "?")) for k in ("exchange", "symbol", "timeframe"))
+            last = "-" if pd.isna(row["last_candle_ts"]) \
+                else row["last_candle_ts"].strftime("%Y-%m-%d %H:%M")
+            err = (row["last_error"] or "")[:60]
+            print(f"{row['id']:<20} {row['status']:<9} {row['strategy']:<20} {market:<26} "
+                  f"{last:<20} {_age(row['heartbeat']):<10} {row['restart_count']:>8}  {err}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from tcp_lab.errors import DataError
+
+    _, store, bus = _open()
+    with store, bus:
+        row = store.get_bot(args.name)
+        if row is None:
+            raise DataError(f"no bot {args.name!r} in the store", hint="see `tcp-lab bots list`")
+        state = row["state"] or {}
+        cfg, acct = state.get("config") or {}, state.get("account") or {}
+        print(f"bot {row['id']}: {row['status']}")
+        print(f"  strategy     {cfg.get('strategy')} {cfg.get('parameters')}")
+        print(f"  market       {cfg.get('exchange')} {cfg.get('symbol')} {cfg.get('timeframe')}")
+        print(f"  last candle  {row['last_candle_ts']}")
+        print(f"  heartbeat    {row['heartbeat']} ({_age(row['heartbeat'])})")
+        print(f"  restarts     {row['restart_count']} (recent: "
+              f"{', '.join(str(t) for t in row['restart_times']) or 'none'})")
+        if row["last_error"]:
+            print(f"  last error   {row['last_error']}")
+        if acct:
+            print(f"  cash         {acct['cash']:.8g}")
+            print(f"  position     {acct['position']:.8g}")
+        perf = store.load_performance(args.name, start=row["last_candle_ts"])
+        if not perf.empty:
+            print(f"  equity       {perf['equity'].iat[-1]:.8g} at {perf.index[-1]}")
+        trades = store.load_bot_trades(args.name)
+        print(f"  fills        {len(trades)}")
+    return 0
+
+
+def _embedded(settings: Any) -> bool:
+    return settings.is_embedded
+
+
+def _start(args: argparse.Namespace) -> int:
+    from tcp_lab.bots.control import request_start
+
+    settings, store, bus = _open()
+    if _embedded(settings):
+        return _foreground(store, bus, args)
+    with store, bus:
+        config = request_start(store, bus, args.name, args.config_dir)
+        print(f"requested start of bot {config.name} ({config.strategy} on {config.exchange} "
+              f"{config.symbol} {config.timeframe})")
+        if args.no_wait:
+            return 0
+        return _wait_for(store, config.name, ("running",), args.timeout,
+                         hint="is `tcp-lab bots serve` running?")
+
+
+def _foreground(store: Any, bus: Any, args: argparse.Namespace) -> int:
+    from tcp_lab.bots.manager import BotManager
+
+    print("embedded default (DuckDB / memory bus): running the bot manager in this process; "
+          "Ctrl-C stops it. Use PostgreSQL + Redis and `tcp-lab bots serve` to run bots in "
+          "the background.", file=sys.stderr)
+    manager = BotManager(store, bus, runner="thread", config_dir=args.config_dir)
+    try:
+        manager.start()
+        bot_id = manager.start_bot(args.name)
+        print(f"bot {bot_id} started")
+        manager.serve()
+    finally:
+        manager.stop()
+        bus.close()
+        store.close()
+    return 0
+
+
+def _wait_for(store: Any, bot_id: str, statuses: tuple[str, ...], timeout: float,
+              hint: str) -> int:
+    deadline = time.monotonic() + timeout
+    row = store.get_bot(bot_id)
+    while time.monotonic() < deadline:
+        row = store.get_bot(bot_id)
+        if row["status"] in statuses:
+            print(f"bot {bot_id}: {row['status']}")
+            return 0
+        if row["status"] == "failed":
+            print(f"bot {bot_id}: failed: {row['last_error']}", file=sys.stderr)
+            return 2
+        time.sleep(0.2)
+    print(f"bot {bot_id}: still {row['status']} after {timeout:g} s; {hint}", file=sys.stderr)
+    return 1
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from tcp_lab.bots.control import request_stop
+
+    _, store, bus = _open()
+    with store, bus:
+        row = request_stop(store, bus, args.name)
+        if row["status"] == "stopped" or args.no_wait:
+            print(f"bot {args.name}: {row['status']}")
+            return 0
+        return _wait_for(store, args.name, ("stopped",), args.timeout,
+                         hint="is `tcp-lab bots serve` running?")
+
+
+def _logs(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from tcp_lab.errors import DataError
+
+    settings, store, bus = _open()
+    with store, bus:
+        row = store.get_bot(args.name)
+        if row is None:
+            raise DataError(f"no bot {args.name!r} in the store", hint="see `tcp-lab bots list`")
+        path = settings.home / "logs" / "bots" / f"{args.name}.log"
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            print(f"== {path} (last {args.n} lines)")
+            print("\n".join(lines[-args.n:]))
+        if row["last_error"]:
+            print(f"== last error: {row['last_error']}")
+        signals = store.load_signals(args.name).tail(args.n)
+        trades = store.load_bot_trades(args.name)
+        print(f"== last {len(signals)} signals")
+        for ts, s in signals.iterrows():
+            fill = trades.loc[[ts]] if ts in trades.index else pd.DataFrame()
+            extra = "".join(f"  {f.side} {f.amount:.8g} @ {f.price:.8g} fee {f.fee:.4g}"
+                            for f in fill.itertuples())
+            print(f"{ts}  {s['action']:<4} {s['price']:.8g}{extra}")
+        if args.follow:
+            return _follow(bus, args.name)
+    return 0
+
+
+def _follow(bus: Any, bot_id: str) -> int:
+    from tcp_lab.bus import signals_channel, status_channel
+
+    print(f"== following {signals_channel(bot_id)} and {status_channel(bot_id)} (Ctrl-C stops)")
+    with bus.subscribe(signals_channel(bot_id), status_channel(bot_id)) as sub:
+        while True:
+            msg = sub.get(timeout=1.0)
+            if msg is None:
+                continue
+            if msg.type == "signal":
+                print(f"{msg.ts}  {msg.action:<4} {msg.price:.8g} {msg.indicators}")
+            else:
+                print(f"{msg.ts}  status {msg.status} {msg.detail}")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import signal
+
+    from tcp_lab.bots.manager import BotManager
+    from tcp_lab.bots.policy import RestartPolicy
+
+    policy = RestartPolicy(heartbeat_interval=args.heartbeat_interval,
+                           hang_timeout=args.hang_timeout, max_lag=args.max_lag)
+    manager = BotManager(runner=args.runner, policy=policy, poll_interval=args.poll_interval,
+                         config_dir=args.config_dir)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
+    print(f"bots manager: {manager.runner.kind} runner on {manager.store.url} and "
+          f"{manager.bus.url} (Ctrl-C stops)", file=sys.stderr)
+    manager.serve()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bots", help="paper-trading bots: list, start, stop, serve")
+    cmds = p.add_subparsers(dest="bots_command", metavar="ACTION")
+    cmds.required = True
+
+    ls = cmds.add_parser("list", help="every bot with its status")
+    ls.set_defaults(handler=_list)
+
+    st = cmds.add_parser("status", help="one bot in detail")
+    st.add_argument("name")
+    st.set_defaults(handler=_status)
+
+    start = cmds.add_parser("start", help="start a bot defined in config/bots/NAME.json",
+                            description="Store the bot's definition and ask the manager to "
+                            "start it (embedded default: run it here until Ctrl-C).")
+    start.add_argument("name", help="bot name (config/bots/NAME.json) or a .json path")
+    start.add_argument("--config-dir", default=None, help="where NAME.json lives "
+                       "(default config/bots)")
+    start.add_argument("--no-wait", action="store_true", help="do not wait until it runs")
+    start.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+    start.set_defaults(handler=_start)
+
+    stop = cmds.add_parser("stop", help="stop a bot")
+    stop.add_argument("name")
+    stop.add_argument("--no-wait", action="store_true", help="do not wait until it stops")
+    stop.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+    stop.set_defaults(handler=_stop)
+
+    lg = cmds.add_parser("logs", help="a bot's log, last error, recent signals and fills")
+    lg.add_argument("name")
+    lg.add_argument("-n", type=int, default=20, help="lines and signals to show (default 20)")
+    lg.add_argument("--follow", "-f", action="store_true",
+                    help="then print its signals and status messages as they come")
+    lg.set_defaults(handler=_logs)
+
+    sv = cmds.add_parser("serve", help="run the bot manager (a service; Ctrl-C stops it)")
+    sv.add_argument("--runner", choices=("auto", "thread", "process"), default="auto",
+                    help="bots as threads or processes (auto: processes on PostgreSQL+Redis)")
+    sv.add_argument("--config-dir", default=None, help="where bot configs live")
+    sv.add_argument("--poll-interval", type=float, default=0.5, help="seconds between checks")
+    sv.add_argument("--heartbeat-interval", type=float, default=5.0,
+                    help="seconds between bot heartbeats")
+    sv.add_argument("--hang-timeout", type=float, default=30.0,
+                    help="seconds without a heartbeat before a bot counts as hung")
+    sv.add_argument("--max-lag", type=int, default=3,
+                    help="candles behind the newest before a bot that makes no progress is stuck")
+    sv.set_defaults(handler=_serve)

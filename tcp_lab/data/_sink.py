@@ -1,0 +1,118 @@
+"""Where collected data goes: candles and raw trades into the store, messages onto the bus.
+
+One :class:`Sink` per collector. The store is the source of truth: a candle is
+published only after it was stored, and a bus that is down is logged and
+counted (bots catch up from the store) rather than stopping the collection.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+
+from tcp_lab.bus import SYSTEM_EVENTS, CandleMessage, EventMessage, market_channel
+from tcp_lab.errors import TcpLabError
+from tcp_lab.retry import one_line
+
+__all__ = ["Sink"]
+
+log = logging.getLogger("tcp_lab.data.collector")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+class Sink:
+    """Store candles and trades of one exchange; publish closed candles and events.
+
+    Parameters
+    ----------
+    store
+        An open :class:`~tcp_lab.store.Store`.
+    bus
+        An open :class:`~tcp_lab.bus.Bus`, or None (nothing is published).
+    exchange
+        The exchange id the data is stored under.
+    source
+        ``source`` of the events (``"collector:binance"``).
+    """
+
+    def __init__(self, store: Any, bus: Any, exchange: str, source: str) -> None:
+        self.store, self.bus, self.exchange, self.source = store, bus, exchange, source
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] += n
+
+    def save_candles(self, candles: pd.DataFrame, symbol: str, timeframe: str, *,
+                     publish: bool = False, corrected: Any = False) -> int:
+        """Upsert ``candles``; publish them (in time order) when ``publish``.
+
+        ``corrected`` is one flag for all rows, or a boolean Series indexed like
+        ``candles`` (corrected re-writes are published with ``corrected=True``).
+        """
+        if candles.empty:
+            return 0
+        n = self.store.save_candles(candles, self.exchange, symbol, timeframe)
+        self._count("candles_stored", n)
+        if publish and self.bus is not None:
+            flags = (corrected.reindex(candles.index, fill_value=False)
+                     if isinstance(corrected, pd.Series)
+                     else pd.Series(bool(corrected), index=candles.index))
+            messages: list[CandleMessage] = []
+            for flag in (False, True):
+                part = candles.loc[flags.to_numpy() == flag]
+                if len(part):
+                    messages += CandleMessage.from_candles(
+                        part, exchange=self.exchange, symbol=symbol, timeframe=timeframe,
+                        corrected=flag)
+            messages.sort(key=lambda m: m.ts)
+            channel = market_channel(symbol)
+            for m in messages:
+                if self._publish(channel, m):
+                    self._count("candles_published")
+                    if m.corrected:
+                        self._count("corrections_published")
+        return n
+
+    def save_trades(self, trades: pd.DataFrame, symbol: str) -> int:
+        """Store raw trades (idempotent by trade id)."""
+        if trades.empty:
+            return 0
+        n = self.store.save_raw_trades(trades, self.exchange, symbol)
+        self._count("trades_stored", n)
+        return n
+
+    def event(self, kind: str, /, **detail: Any) -> None:
+        """Publish ``collector.<kind>`` on ``system:events`` (and log it)."""
+        log.info("%s: %s %s", self.source, kind, detail)
+        if self.bus is None:
+            return
+        message = EventMessage(kind=f"collector.{kind}", source=self.source,
+                               ts=pd.Timestamp.now("UTC"), detail=_jsonable(detail))
+        if self._publish(SYSTEM_EVENTS, message):
+            self._count("events_published")
+
+    def _publish(self, channel: str, message: Any) -> bool:
+        try:
+            self.bus.publish(channel, message)
+            return True
+        except TcpLabError as e:  # the bus retried already; the store has the data
+            self._count("publish_errors")
+            log.error("%s: could not publish on %s: %s", self.source, channel, one_line(e))
+            return False

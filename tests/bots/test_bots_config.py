@@ -1,0 +1,82 @@
+"""Bot configs: the shipped files load; errors name the file and the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from tcp_lab.bots import BotConfig, find_bot_config, load_bot_config
+from tcp_lab.errors import ConfigError
+
+ROOT = Path(__file__).parents[2]
+BASE = {"strategy": "sma_cross", "parameters": {"fast": 10, "slow": 30}, "exchange": "binance",
+        "symbol": "BTC/USDT", "timeframe": "1m"}
+
+
+def write(tmp_path, data, name="my-bot.json") -> Path:
+    p = tmp_path / name
+    p.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return p
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config" / "bots").glob("*.json")),
+                         ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    config = load_bot_config(path)
+    assert config.name == path.stem
+    assert config.window >= config.build_strategy().warmup
+
+
+def test_defaults_name_from_the_file_and_canonical_parameters(tmp_path):
+    config = load_bot_config(write(tmp_path, BASE | {"parameters": {"fast": 5.0}}))
+    assert config.name == "my-bot"
+    assert config.parameters == {"fast": 5, "slow": 30}  # coerced, defaults filled in
+    assert (config.fee, config.slippage, config.position_size, config.size_type,
+            config.direction, config.start) == (0.001, 0.0, 1.0, "percent", "long", "latest")
+    assert BotConfig.model_validate(config.to_json()) == config
+    with pytest.raises(ValidationError):
+        config.fee = 0.5  # frozen
+
+
+@pytest.mark.parametrize(("change", "field", "words"), [
+    ({"parametrs": {}}, "'parametrs'", "did you mean 'parameters'"),
+    ({"parameters": {"fast": 50, "slow": 30}}, "field 'parameters'", "less than"),
+    ({"parameters": {"fats": 3}}, "field 'parameters'", "did you mean 'fast'"),
+    ({"strategy": "sma_cros"}, "field 'strategy'", "did you mean 'sma_cross'"),
+    ({"timeframe": "7m"}, "field 'timeframe'", "7m"),
+    ({"fee": 2}, "field 'fee'", "less than 1"),
+    ({"position_size": 2}, "field 'position_size'", "(0, 1]"),
+    ({"position_size": 0.5, "direction": "longshort"}, "field 'position_size'", "reverse"),
+    ({"direction": "short"}, "field 'direction'", "long"),
+    ({"start": "2024-01-01"}, "field 'start'", "zone"),
+    ({"name": "my bot"}, "field 'name'", "not a valid bot name"),
+    ({"symbol": None}, "field 'symbol'", "string"),
+])
+def test_errors_name_file_and_field(tmp_path, change, field, words):
+    path = write(tmp_path, BASE | change)
+    with pytest.raises(ConfigError) as info:
+        load_bot_config(path)
+    text = str(info.value)
+    assert str(path) in text and field in text and words in text
+
+
+def test_missing_field_missing_file_and_bad_json(tmp_path):
+    with pytest.raises(ConfigError, match="field 'symbol': Field required"):
+        load_bot_config(write(tmp_path, {k: v for k, v in BASE.items() if k != "symbol"}))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_bot_config(tmp_path / "nope.json")
+    with pytest.raises(ConfigError, match="invalid JSON at line 1"):
+        load_bot_config(write(tmp_path, "{not json"))
+    with pytest.raises(ConfigError, match="expected a JSON object"):
+        load_bot_config(write(tmp_path, "[1, 2]"))
+
+
+def test_find_bot_config(tmp_path):
+    write(tmp_path, BASE, "alpha.json")
+    assert find_bot_config("alpha", tmp_path) == tmp_path / "alpha.json"
+    assert find_bot_config(str(tmp_path / "alpha.json")) == tmp_path / "alpha.json"
+    with pytest.raises(ConfigError, match="did you mean 'alpha'"):
+        find_bot_config("alpah", tmp_path)
