@@ -1,49 +1,60 @@
 """``make demo`` / ``tcp-lab demo``: the whole story, offline, on the embedded default.
 
-Steps (each prints one line as it goes):
-
-1. open the embedded store (a DuckDB file under ``<home>/demo/``) and the in-process bus;
-2. put a few days of 1-minute candles for two symbols into the store;
-3. read them back and summarise every stored series;
-4. backtest a built-in strategy on them and store the run;
-5. write ``reports/demo.html`` (data summary, backtest metrics and figures).
+1. start tcp_lab's exchange emulator on 127.0.0.1 (Binance's wire format);
+2. collect a few days of 1m/5m/1h candles for two symbols with the real ccxt client
+   into the embedded store (a DuckDB file under ``<home>/demo/``);
+3. check the stored series (holes, duplicates, suspicious values);
+4. backtest a built-in strategy on one series and store the run;
+5. replay the same candles through a paper-trading bot and compare its fills with
+   the backtest's (they must be identical);
+6. run a small papermill batch of the backtest notebook over a parameter grid;
+7. write ``reports/demo.html`` with all of it.
 
 The demo never touches the user's own database: it always uses its own DuckDB
-file, whatever ``TCP_LAB_DATABASE_URL`` says.
+file and in-process bus, whatever ``TCP_LAB_DATABASE_URL`` says.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tcp_lab.settings import Settings, load_settings
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoResult", "run_demo", "demo_settings"]
 
 EXCHANGE = "binance"
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
-START_PRICES = {"BTC/USDT": 42_000.0, "ETH/USDT": 2_300.0}
-TIMEFRAME = "1m"
+TIMEFRAMES = ("1m", "5m", "1h")
+TIMEFRAME = "5m"  # what the backtest, the bot and the batch trade
 STRATEGY = "sma_cross"
-PARAMETERS = {"fast": 20, "slow": 60}
+PARAMETERS = {"fast": 10, "slow": 30}
+BATCH_GRID = {"parameters.fast": [5, 10], "parameters.slow": [30, 60]}
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_backtest.ipynb"
+STEPS = 7
 
 
 @dataclass
 class DemoResult:
-    """Where the demo left its results."""
+    """Where the demo left its results, and what it found."""
 
     report: Path
     database_url: str
     series: pd.DataFrame
     metrics: dict[str, float]
     run_id: str | None
+    bot_matches_backtest: bool
+    batch_dir: Path | None
     seconds: float = 0.0
-    artefacts: dict[str, Path] = field(default_factory=dict)
+    artefacts: dict[str, Any] = field(default_factory=dict)
 
 
 def demo_settings(home: str | Path | None = None) -> Settings:
@@ -57,9 +68,85 @@ def demo_settings(home: str | Path | None = None) -> Settings:
     )
 
 
-def _step(say: Callable[[str], None], n: int, total: int, text: str) -> float:
-    say(f"[{n}/{total}] {text}")
-    return time.perf_counter()
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for child processes (the batch), then restore them."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _collect(settings: Settings, emulator_url: str, symbols: Sequence[str], days: int,
+             say: Callable[[str], None]) -> Any:
+    from tcp_lab.data.collector import DataCollector
+
+    until = pd.Timestamp.now(tz="UTC").floor("1h")
+    since = until - pd.Timedelta(days=days)
+    with DataCollector(settings.database_url, bus=settings.redis_url, exchange=EXCHANGE,
+                       exchange_url=emulator_url, progress=False) as collector:
+        summary = collector.backfill(list(symbols), list(TIMEFRAMES), since=since, until=until)
+        say(f"   {summary.candles:,} candles in {summary.requests} requests "
+            f"({summary.seconds:.1f} s)")
+        checks = collector.check_data()
+    return checks
+
+
+def _bot_replay(settings: Settings, candles: pd.DataFrame, result: Any) -> dict[str, Any]:
+    """Replay the stored candles through a paper bot; compare with the backtest."""
+    from tcp_lab.bots import Bot, BotConfig
+    from tcp_lab.store import open_store
+
+    config = BotConfig.from_mapping({
+        "name": "demo-sma-btc", "strategy": STRATEGY, "parameters": PARAMETERS,
+        "exchange": EXCHANGE, "symbol": result.symbol, "timeframe": TIMEFRAME,
+        "initial_balance": result.options["init_cash"], "fee": result.options["fees"],
+        "slippage": result.options["slippage"], "position_size": 1.0, "start": "earliest",
+    }, source="the demo")
+    store = open_store(settings.database_url)
+    try:
+        bot = Bot(config, store)
+        bot.catch_up()  # a re-run resumes from the bot's stored state, as after a restart
+        fills = store.load_bot_trades(config.name)
+        perf = store.load_performance(config.name)
+    finally:
+        store.close()
+    bt = result.trades
+    bt_times = pd.concat([bt["entry_time"], bt["exit_time"].dropna()]).sort_values()
+    equity = perf["equity"].reindex(result.equity.index)
+    same = (len(fills) == len(bt_times)
+            and np.array_equal(fills.index.to_numpy(), bt_times.to_numpy())
+            and np.allclose(equity.to_numpy(), result.equity.to_numpy(), rtol=1e-9))
+    return {"candles": len(perf), "fills": fills, "performance": perf, "same": bool(same),
+            "final_equity": float(perf["equity"].iat[-1]) if len(perf) else float("nan")}
+
+
+def _batch(settings: Settings, symbol: str, say: Callable[[str], None]) -> Any:
+    from tcp_lab.batch import run_batch
+
+    config = {
+        "name": "demo",
+        "description": f"{STRATEGY} on {symbol} {TIMEFRAME}: a small grid",
+        "notebook": str(NOTEBOOK),
+        "parameters": {"strategy": STRATEGY, "exchange": EXCHANGE, "symbol": symbol,
+                       "timeframe": TIMEFRAME, "source": "store"},
+        "grid": BATCH_GRID,
+        "metric": "sharpe",
+    }
+    # The runs are separate processes: they find the demo's store through the environment.
+    with _environment(TCP_LAB_DATABASE_URL=settings.database_url,
+                      TCP_LAB_HOME=str(settings.home), TCP_LAB_REDIS_URL="memory://"):
+        result = run_batch(config, output_dir=settings.home / "batches" / "demo",
+                           progress=False)
+    say(f"   {result.n_ok} of {len(result.records)} runs succeeded ({result.seconds:.0f} s); "
+        f"summary {result.summary_html}")
+    return result
 
 
 def run_demo(
@@ -68,6 +155,7 @@ def run_demo(
     report_dir: str | Path = "reports",
     days: int = 3,
     symbols: Sequence[str] = SYMBOLS,
+    batch: bool = True,
     say: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run the demo and return where its results are.
@@ -75,68 +163,105 @@ def run_demo(
     Parameters
     ----------
     home
-        tcp_lab home (default: the settings' home, ``./data``); the demo works in
-        ``<home>/demo/``.
+        tcp_lab home (default: the settings' home, ``./data``); the demo works
+        in ``<home>/demo/``.
     report_dir
         Where ``demo.html`` goes.
     days
-        Days of 1-minute candles per symbol.
+        Days of candles to collect per symbol.
     symbols
-        Symbols to put in the store.
+        Symbols to collect.
+    batch
+        Run the papermill batch (about half a minute on two cores).
     say
         Where progress lines go (``print`` by default).
     """
     from tcp_lab.backtest import run_backtest
+    from tcp_lab.data.emulator import EmulatorServer
     from tcp_lab.reports.html import Report
     from tcp_lab.store import open_store
-    from tcp_lab.testing import make_candles
 
     started = time.perf_counter()
     settings = demo_settings(home)
-    total = 5
-    _step(say, 1, total, f"opening the embedded store {settings.redacted()['database_url']}")
+    urls = settings.redacted()
+    genesis = (pd.Timestamp.now(tz="UTC").floor("1D") - pd.Timedelta(days=days + 1))
+    say(f"[1/{STEPS}] starting the exchange emulator (Binance wire format, 127.0.0.1)")
+    with EmulatorServer(symbols=tuple(symbols), seed=0, genesis=genesis.isoformat()) as emu:
+        say(f"   serving {', '.join(symbols)} at {emu.base_url}")
+        say(f"[2/{STEPS}] collecting {days} days of {'/'.join(TIMEFRAMES)} candles with ccxt "
+            f"into {urls['database_url']}")
+        checks = _collect(settings, emu.base_url, symbols, days, say)
+    say(f"[3/{STEPS}] checking the stored series")
+    check_frame = pd.DataFrame([
+        {"symbol": c.symbol, "timeframe": c.timeframe, "candles": c.candles,
+         "missing": c.missing_count, "duplicates": c.duplicates,
+         "suspicious": len(c.suspicious), "ok": c.ok} for c in checks])
+    for c in checks:
+        say("   " + c.summary())
     store = open_store(settings.database_url)
     try:
-        store.init_schema()
-        n = days * 24 * 60
-        _step(say, 2, total, f"writing {days} days of synthetic {TIMEFRAME} candles for {', '.join(symbols)}")
-        end = pd.Timestamp.now(tz="UTC").floor("1D")
-        start = end - pd.Timedelta(days=days)
-        for i, symbol in enumerate(symbols):
-            candles = make_candles(n, TIMEFRAME, start=start, seed=i,
-                                   start_price=START_PRICES.get(symbol, 100.0))
-            store.save_candles(candles, EXCHANGE, symbol, TIMEFRAME)
-
-        _step(say, 3, total, "reading the candles back")
         series = store.list_series()
         say(series.to_string(index=False))
         candles = store.load_candles(EXCHANGE, symbols[0], TIMEFRAME)
-
-        _step(say, 4, total, f"backtesting {STRATEGY}{PARAMETERS} on {symbols[0]} {TIMEFRAME}")
-        result = run_backtest(STRATEGY, candles, parameters=PARAMETERS, timeframe=TIMEFRAME,
-                              symbol=symbols[0], exchange=EXCHANGE)
-        run_id = result.save(home=settings.home)
-        say("   " + repr(result))
-
-        _step(say, 5, total, "writing the report")
-        report = Report("tcp_lab demo")
-        report.paragraph(
-            f"Embedded default: {settings.redacted()['database_url']}, bus {settings.redis_url}."
-        )
-        report.heading("Stored candles").table(series, index=False)
-        report.heading(f"Backtest: {result.label}").backtest(result, max_trades=50)
-        path = report.write(Path(report_dir) / "demo.html").resolve()
     finally:
         store.close()
 
+    say(f"[4/{STEPS}] backtesting {STRATEGY}{PARAMETERS} on {symbols[0]} {TIMEFRAME}")
+    result = run_backtest(STRATEGY, candles, parameters=PARAMETERS, timeframe=TIMEFRAME,
+                          symbol=symbols[0], exchange=EXCHANGE)
+    run_id = result.save(home=settings.home)
+    say("   " + repr(result))
+
+    say(f"[5/{STEPS}] replaying the same candles through a paper-trading bot")
+    bot = _bot_replay(settings, candles, result)
+    verdict = "identical to" if bot["same"] else "DIFFERENT from"
+    say(f"   {bot['candles']} candles, {len(bot['fills'])} fills {verdict} the backtest's; "
+        f"final equity {bot['final_equity']:,.2f} (backtest "
+        f"{result.metrics['final_equity']:,.2f})")
+
+    batch_result = None
+    if batch:
+        say(f"[6/{STEPS}] running a papermill batch of {NOTEBOOK.name} over {BATCH_GRID}")
+        batch_result = _batch(settings, symbols[0], say)
+    else:
+        say(f"[6/{STEPS}] batch skipped")
+
+    say(f"[7/{STEPS}] writing the report")
+    report = Report("tcp_lab demo")
+    report.paragraph(f"Embedded default: {urls['database_url']}, bus {settings.redis_url}. "
+                     "Market data from tcp_lab's exchange emulator through the real ccxt "
+                     "client.")
+    report.heading("Stored candles").table(series, index=False)
+    if len(check_frame):
+        report.heading("Data check", 3).table(check_frame, index=False)
+    report.heading(f"Backtest: {result.label}").backtest(result, max_trades=50)
+    report.heading("Paper bot replay")
+    report.paragraph(f"The bot processed {bot['candles']} candles one at a time (a trailing "
+                     f"window each) and made {len(bot['fills'])} fills, {verdict} the "
+                     f"backtest's; final equity {bot['final_equity']:,.2f} vs "
+                     f"{result.metrics['final_equity']:,.2f}.")
+    if len(bot["fills"]):
+        report.table(bot["fills"].tail(20))
+    if batch_result is not None:
+        report.heading("Batch").paragraph(
+            f"{batch_result.n_ok} of {len(batch_result.records)} runs succeeded; executed "
+            f"notebooks and HTML in {batch_result.output_dir}")
+        report.table(batch_result.summary, index=False)
+    path = report.write(Path(report_dir) / "demo.html").resolve()
+
     seconds = time.perf_counter() - started
     say("")
-    say(f"Done in {seconds:.0f} s.")
-    say(f"  report:   {path}")
-    say(f"  database: {settings.redacted()['database_url']}")
-    say(f"  backtest run: {run_id} (under {settings.home / 'backtests'})")
-    say("Open the report in a browser (e.g. `xdg-open reports/demo.html`, or "
-        "`python -m http.server -d reports` and visit http://127.0.0.1:8000/demo.html),")
-    say("and the notebooks with `make lab`.")
+    say(f"Done in {seconds:.0f} s. Results:")
+    say(f"  report:        {path}")
+    say(f"  database:      {urls['database_url']}")
+    say(f"  backtest run:  {run_id} (under {settings.home / 'backtests'})")
+    if batch_result is not None:
+        say(f"  batch:         {batch_result.output_dir} (executed notebooks, HTML, summary)")
+    say("Open the report in a browser, e.g. `xdg-open reports/demo.html`, or "
+        "`python -m http.server -d reports` and visit http://127.0.0.1:8000/demo.html;")
+    say("open the notebooks with `make lab`.")
     return DemoResult(report=path, database_url=settings.database_url, series=series,
-                      metrics=dict(result.metrics), run_id=run_id, seconds=seconds)
+                      metrics=dict(result.metrics), run_id=run_id,
+                      bot_matches_backtest=bot["same"],
+                      batch_dir=batch_result.output_dir if batch_result else None,
+                      seconds=seconds, artefacts={"checks": check_frame})

@@ -8,8 +8,9 @@ import argparse
 def _demo(args: argparse.Namespace) -> int:
     from tcp_lab.demo import run_demo
 
-    run_demo(args.home, report_dir=args.report_dir, days=args.days)
-    return 0
+    result = run_demo(args.home, report_dir=args.report_dir, days=args.days,
+                      batch=not args.no_batch)
+    return 0 if result.bot_matches_backtest else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,4 +18,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--home", default=None, help="tcp_lab home (default: $TCP_LAB_HOME or ./data)")
     p.add_argument("--report-dir", default="reports", help="where demo.html goes (default: reports)")
     p.add_argument("--days", type=int, default=3, help="days of candles per symbol (default: 3)")
+    p.add_argument("--no-batch", action="store_true", help="skip the papermill batch step")
     p.set_defaults(handler=_demo)
