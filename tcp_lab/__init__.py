@@ -46,6 +46,7 @@ _LAZY = {
     "load_batch": "tcp_lab.batch",
     "BacktestPanel": "tcp_lab.ui",
     "MarketChartPanel": "tcp_lab.ui",
+    "BotPanel": "tcp_lab.ui",
 }
 
 __all__ = [

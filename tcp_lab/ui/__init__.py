@@ -17,6 +17,7 @@ from tcp_lab.ui.sources import CandleSource, list_series, resolve_candles, store
 
 __all__ = [
     "BacktestPanel",
+    "BotPanel",
     "MarketChartPanel",
     "CandleSource",
     "resolve_candles",
@@ -29,6 +30,7 @@ __all__ = [
 
 _LAZY = {
     "BacktestPanel": "tcp_lab.ui.backtest_panel",
+    "BotPanel": "tcp_lab.ui.bot_panel",
     "MarketChartPanel": "tcp_lab.ui.market_chart",
     "parameter_controls": "tcp_lab.ui.controls",
     "parameter_control": "tcp_lab.ui.controls",
@@ -47,5 +49,6 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover
     from tcp_lab.ui.backtest_panel import BacktestPanel
+    from tcp_lab.ui.bot_panel import BotPanel
     from tcp_lab.ui.controls import control_values, parameter_control, parameter_controls
     from tcp_lab.ui.market_chart import MarketChartPanel
