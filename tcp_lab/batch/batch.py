@@ -147,7 +147,9 @@ def run_batch(
     executor
         ``"process"`` or ``"serial"`` (overrides the config), or an executor
         object (``submit(fn, *args)`` returning futures, e.g. a Dask
-        ``Client``), which the caller keeps and shuts down.
+        ``Client``), which the caller keeps and shuts down. Default: the
+        Dask cluster named by ``TCP_LAB_SCHEDULER`` when it is set
+        (:mod:`tcp_lab.distributed`), else the config's executor.
     progress
         Show a ``tqdm`` progress bar.
 
@@ -163,6 +165,8 @@ def run_batch(
         An invalid config, a missing notebook, a parameter the notebook does
         not declare, or an output dir that holds a batch already. Nothing
         runs then. A failing *run* does not raise: see ``result.failed``.
+    ServiceError
+        ``TCP_LAB_SCHEDULER`` is set but its scheduler is unreachable.
 
     Examples
     --------
@@ -179,6 +183,10 @@ def run_batch(
     workers = max_workers or cfg.max_workers or os.cpu_count() or 1
     workers = max(1, min(workers, len(sets)))
     out = _output_dir(cfg, output_dir)
+    if executor is None:  # TCP_LAB_SCHEDULER set: its Dask client (else still None)
+        from tcp_lab.distributed import get_executor
+
+        executor = get_executor()
     if executor is None or isinstance(executor, str):
         kind = executor or cfg.executor
         pool, owned = make_executor(kind, workers), True
