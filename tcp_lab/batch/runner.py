@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,12 @@ def _export_html(notebook: Path) -> tuple[Path | None, str | None]:
     try:
         from nbconvert import HTMLExporter
 
-        body, _ = HTMLExporter().from_filename(str(notebook))
+        with warnings.catch_warnings():
+            # plotly outputs carry text/html too; nbconvert warns about the JSON mimetype
+            # it skips, once per figure, which would flood the terminal of every batch.
+            warnings.filterwarnings("ignore", message="Your element with mimetype",
+                                    category=UserWarning)
+            body, _ = HTMLExporter().from_filename(str(notebook))
         target = notebook.with_suffix(".html")
         target.write_text(body, encoding="utf-8")
         return target, None

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from tcp_lab.errors import ConfigError, DataError
+from tcp_lab.errors import ConfigError
 
 
 def read_candles_file(path: str | Path) -> pd.DataFrame:
@@ -22,26 +22,9 @@ def read_candles_file(path: str | Path) -> pd.DataFrame:
     DataError
         Missing file, unknown extension or unreadable content.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"candle file {p} does not exist")
-    suffix = p.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(p)
-        elif suffix == ".csv":
-            df = pd.read_csv(p)
-            if "ts" in df.columns:
-                df["ts"] = pd.to_datetime(df["ts"], format="ISO8601")
-        else:
-            raise DataError(
-                f"candle file {p}: unknown extension {suffix!r}", hint="use .parquet or .csv"
-            )
-    except (OSError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"candle file {p}: cannot read it ({e})") from e
-    return df
+    from tcp_lab.data.providers.replay import read_table
+
+    return read_table(path, what="candle file")
 
 
 def parse_parameters(text: str | None) -> dict[str, Any] | None:

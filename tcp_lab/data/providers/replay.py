@@ -43,8 +43,10 @@ Source = str | Path | pd.DataFrame
 _BATCH = 1000
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, *, what: str = "replay file") -> pd.DataFrame:
     """A ``.csv`` or ``.parquet`` file as a DataFrame, ``ts`` parsed as tz-aware times.
+
+    ``what`` names the file in error messages (``"candle file"``, ``"replay file"``).
 
     Raises
     ------
@@ -53,7 +55,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"replay file {p} does not exist")
+        raise DataError(f"{what} {p} does not exist")
     suffix = p.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -61,23 +63,23 @@ def read_table(path: str | Path) -> pd.DataFrame:
         elif suffix == ".csv":
             df = pd.read_csv(p)
         else:
-            raise DataError(f"replay file {p}: unknown extension {suffix!r}",
+            raise DataError(f"{what} {p}: unknown extension {suffix!r}",
                             hint="use .csv or .parquet")
     except (OSError, ValueError) as e:
         if isinstance(e, DataError):
             raise
-        raise DataError(f"replay file {p}: cannot read it ({e})") from e
+        raise DataError(f"{what} {p}: cannot read it ({e})") from e
     if df.index.name == "ts":
         df = df.reset_index()
     if "ts" not in df.columns:
-        raise DataError(f"replay file {p}: no 'ts' column", hint="name the time column ts")
+        raise DataError(f"{what} {p}: no 'ts' column", hint="name the time column ts")
     if not isinstance(df["ts"].dtype, pd.DatetimeTZDtype):
         try:
             df["ts"] = pd.to_datetime(df["ts"], format="ISO8601")
         except (ValueError, TypeError) as e:
-            raise DataError(f"replay file {p}: column ts is not times ({e})") from None
+            raise DataError(f"{what} {p}: column ts is not times ({e})") from None
         if df["ts"].dt.tz is None:
-            raise DataError(f"replay file {p}: times have no time zone",
+            raise DataError(f"{what} {p}: times have no time zone",
                             hint="write them as 2024-01-01T00:01:00Z")
     return df
 
