@@ -79,6 +79,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    # ruff: noqa: F401 (re-exported lazily through __getattr__)
     from tcp_lab.backtest import BacktestResult, run_backtest, sweep
     from tcp_lab.bus import Bus, open_bus
     from tcp_lab.data.aggregate import aggregate_trades, resample_candles

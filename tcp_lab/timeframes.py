@@ -155,7 +155,8 @@ def to_utc_timestamp(value, *, name: str = "timestamp") -> pd.Timestamp:
     if ts.tzinfo is None:
         raise DataError(
             f"{name}={value!r} has no time zone",
-            hint="pass a UTC time, e.g. pd.Timestamp('2024-01-01', tz='UTC') or '2024-01-01T00:00Z'",
+            hint="pass a UTC time, e.g. pd.Timestamp('2024-01-01', tz='UTC') or "
+            "'2024-01-01T00:00Z'",
         )
     return ts.tz_convert("UTC")
 
@@ -267,7 +268,9 @@ def validate_candles(
     prices = np.column_stack([arrays[c] for c in ("open", "high", "low", "close")])
     bad = ~np.isfinite(prices).all(axis=1) | (prices <= 0).any(axis=1)
     if bad.any():
-        raise DataError(f"{name}: NaN, infinite or non-positive price in {_describe_rows(idx, bad)}")
+        raise DataError(
+            f"{name}: NaN, infinite or non-positive price in {_describe_rows(idx, bad)}"
+        )
     vol = np.column_stack([arrays["volume"], arrays["trade_count"]])
     bad = ~np.isfinite(vol).all(axis=1) | (vol < 0).any(axis=1)
     if bad.any():

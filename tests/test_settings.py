@@ -51,7 +51,8 @@ def test_settings_file_from_environment_variable(tmp_path):
 def test_unknown_key_in_settings_file_names_it_and_suggests(tmp_path):
     f = tmp_path / "settings.json"
     f.write_text(json.dumps({"databse_url": "duckdb:///x.duckdb"}))
-    with pytest.raises(ConfigError, match=r"unknown key 'databse_url'.*did you mean 'database_url'"):
+    match = r"unknown key 'databse_url'.*did you mean 'database_url'"
+    with pytest.raises(ConfigError, match=match):
         load_settings(env={}, settings_file=f)
 
 

@@ -45,7 +45,8 @@ def test_per_year_uses_a_365_day_year():
 @pytest.mark.parametrize(
     ("ts", "tf", "expected"),
     [
-        ("2024-01-01 09:05:00", "5m", "2024-01-01 09:05:00"),  # boundary belongs to the candle it closes
+        # a trade on the boundary belongs to the candle it closes
+        ("2024-01-01 09:05:00", "5m", "2024-01-01 09:05:00"),
         ("2024-01-01 09:05:00.001", "5m", "2024-01-01 09:10:00"),
         ("2024-01-01 09:00:00.001", "5m", "2024-01-01 09:05:00"),
         ("2024-01-01 00:00:00", "1d", "2024-01-01 00:00:00"),

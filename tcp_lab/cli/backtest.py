@@ -27,7 +27,8 @@ def _load_from_store(args: argparse.Namespace):
             args.exchange, args.symbol, args.timeframe, start=args.start, end=args.end
         )
     if len(candles) == 0:
-        span = f" between {args.start or '…'} and {args.end or '…'}" if args.start or args.end else ""
+        bounded = args.start or args.end
+        span = f" between {args.start or '…'} and {args.end or '…'}" if bounded else ""
         raise DataError(
             f"no candles for {args.exchange} {args.symbol} {args.timeframe} in the store{span}",
             hint="collect or import them first, or pass --candles FILE",

@@ -16,7 +16,8 @@ def _demo(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the offline demo on the embedded default")
     p.add_argument("--home", default=None, help="tcp_lab home (default: $TCP_LAB_HOME or ./data)")
-    p.add_argument("--report-dir", default="reports", help="where demo.html goes (default: reports)")
+    p.add_argument("--report-dir", default="reports",
+                   help="where demo.html goes (default: reports)")
     p.add_argument("--days", type=int, default=3, help="days of candles per symbol (default: 3)")
     p.add_argument("--no-batch", action="store_true", help="skip the papermill batch step")
     p.set_defaults(handler=_demo)

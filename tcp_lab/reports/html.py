@@ -89,7 +89,8 @@ class Report:
     def metrics(self, metrics: Mapping[str, object]) -> Report:
         """Append metrics formatted by :func:`format_metric`."""
         rows = "".join(
-            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(format_metric(str(k), v))}</td></tr>"
+            f"<tr><th>{html.escape(str(k))}</th>"
+            f"<td>{html.escape(format_metric(str(k), v))}</td></tr>"
             for k, v in metrics.items()
         )
         self._parts.append(f"<table>{rows}</table>")
