@@ -15,6 +15,7 @@ import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
+from tcp_lab.errors import StrategyError
 from tcp_lab.strategies import get_strategy, list_strategies
 from tcp_lab.ui._html import error_html, metrics_html, note_html
 from tcp_lab.ui.controls import control_values, parameter_controls
@@ -102,7 +103,16 @@ class BacktestPanel(widgets.VBox):
         self.controls: dict[str, widgets.ValueWidget] = {}
         self._store_problem: str | None = None
 
-        self.strategy_picker = widgets.Dropdown(options=list_strategies(), value=strategy,
+        options = list_strategies()
+        if strategy not in options:
+            # An unknown name raises StrategyError with a did-you-mean; a dotted path is
+            # accepted when its class is registered (the picker lists registered ones).
+            name = type(get_strategy(strategy)).name
+            if name not in options:
+                raise StrategyError(f"BacktestPanel: strategy {strategy!r} is not registered",
+                                    hint="decorate its class with @register_strategy")
+            strategy = name
+        self.strategy_picker = widgets.Dropdown(options=options, value=strategy,
                                                 description="strategy")
         self.source_picker = widgets.Dropdown(options=self._source_options(),
                                               description="data")

@@ -96,3 +96,10 @@ def test_fresh_machine_offers_synthetic_only_and_creates_no_database(tmp_path):
     panel = BacktestPanel(store=url)
     assert [v for _, v in panel.source_picker.options] == ["synthetic"]
     assert not (tmp_path / "missing.duckdb").exists()
+
+
+def test_unknown_strategy_name_is_a_strategy_error_with_a_suggestion():
+    from tcp_lab.errors import StrategyError
+
+    with pytest.raises(StrategyError, match="did you mean 'sma_cross'"):
+        BacktestPanel(make_candles(100), strategy="sma_cros")
