@@ -2,7 +2,9 @@
 
 For every closed candle of its series the bot asks its strategy for the
 decision on a trailing window of closed candles (``strategy.warmup +
-window_margin`` of them, read from the store or kept from the bus), lets the
+window_margin`` of them, read from the store or kept from the bus, held as
+NumPy arrays: a strategy with an array path runs on them without a
+DataFrame, see :mod:`tcp_lab.bots.window`), lets the
 :class:`~tcp_lab.bots.broker.PaperBroker` fill a virtual order at the candle's
 close, and records the signal, the fill (if any), the performance snapshot
 and its new state (cash, position, last processed candle) in one store
@@ -16,17 +18,18 @@ Paper trading only: there is no code path that sends an order to an exchange.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
+from tcp_lab.bots import window as W
 from tcp_lab.bots.broker import Account, Fill, Flags, PaperBroker
 from tcp_lab.bots.config import BotConfig
 from tcp_lab.bots.policy import Clock, utc_now
@@ -38,11 +41,13 @@ from tcp_lab.bus import (
     signals_channel,
     status_channel,
 )
-from tcp_lab.errors import StrategyError, TcpLabError
-from tcp_lab.strategies import Signal, StrategyOutput, check_output
-from tcp_lab.timeframes import CANDLE_COLUMNS, parse_timeframe
+from tcp_lab.errors import DataError, StrategyError, TcpLabError
+from tcp_lab.strategies import Signal
+from tcp_lab.strategies.decision import last_decision
+from tcp_lab.timeframes import parse_timeframe
 
 if TYPE_CHECKING:
+    from tcp_lab.bots.feed import CandleFeed
     from tcp_lab.bus import Bus
     from tcp_lab.store import Store
 
@@ -78,36 +83,13 @@ class Step:
     equity: float
 
 
-def _signal(out: StrategyOutput, window: pd.DataFrame) -> tuple[Signal, bool, bool,
-                                                                 bool | None, bool | None]:
-    """The last row's decision (as ``BaseStrategy.process_data`` builds it) and raw flags."""
-    entry, exit_ = bool(out.entries.iat[-1]), bool(out.exits.iat[-1])
-    short_entry = None if out.short_entries is None else bool(out.short_entries.iat[-1])
-    short_exit = None if out.short_exits is None else bool(out.short_exits.iat[-1])
-    buy, sell = entry or bool(short_exit), exit_ or bool(short_entry)
-    action = "buy" if buy and not sell else "sell" if sell and not buy else "hold"
-    if out.confidence is not None and not pd.isna(out.confidence.iat[-1]):
-        confidence = float(out.confidence.iat[-1])
-    else:
-        confidence = 0.0 if action == "hold" else 1.0
-    signal = Signal(ts=window.index[-1], action=action, confidence=confidence,
-                    price=float(window["close"].iat[-1]),
-                    indicators={k: float(v.iat[-1]) for k, v in out.indicators.items()})
-    return signal, entry, exit_, short_entry, short_exit
-
-
 def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
     return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
 
 
-def _candle_frame(msg: CandleMessage) -> pd.DataFrame:
-    """One candle message as a one-row candle frame (the columns the store returns)."""
-    index = pd.DatetimeIndex(np.array([msg.ts.value // 1000], dtype="datetime64[us]"),
-                             name="ts").tz_localize("UTC")
-    data: dict[str, Any] = {
-        c: np.array([getattr(msg, c)], dtype="int64" if c == "trade_count" else "float64")
-        for c in CANDLE_COLUMNS}
-    return pd.DataFrame(data, index=index, copy=False)
+def _fill_dict(fill: Fill) -> dict[str, Any]:
+    return {"side": fill.side, "price": fill.price, "amount": fill.amount, "fee": fill.fee,
+            "realized_pnl": fill.realized_pnl}
 
 
 class Bot:
@@ -149,7 +131,8 @@ class Bot:
         self._label = repr(self.strategy)
         self._account = Account.opening(config.initial_balance)
         self._last: pd.Timestamp | None = None
-        self._cache: pd.DataFrame | None = None  # the last `window` candles up to self._last
+        self._cache: W.Window | None = None  # the last `window` candles up to self._last
+        self._config_json = json.dumps(config.to_json(), sort_keys=True)
         self._loaded = False
         self._stop = threading.Event()
         self._inbox: queue.Queue[object] = queue.Queue()
@@ -225,16 +208,17 @@ class Bot:
                 log.warning("bot %s: ignoring a correction of candle %s, already processed",
                             self.id, candle.ts)
             return []
-        contiguous = (self._cache is not None and len(self._cache) > 0
-                      and self._last is not None and self._cache.index[-1] == self._last
+        contiguous = (self._cache is not None and len(self._cache["ts"]) > 0
+                      and self._last is not None
+                      and int(self._cache["ts"][-1]) == self._last.value // 1000
                       and candle.ts - self._last == self.timeframe.delta)
         if not contiguous:
             return self.catch_up(extra=candle)
-        frame = pd.concat([self._cache, _candle_frame(candle)])
-        step = self._step(frame.iloc[-self.window:])
+        window = W.appended(self._cache, W.of_message(candle), self.window)
+        step = self._step(window)
         if step is None:
             return []
-        self._cache = frame.iloc[-self.window:]
+        self._cache = window
         return [step]
 
     def catch_up(self, extra: CandleMessage | None = None) -> list[Step]:
@@ -252,17 +236,21 @@ class Bot:
         if newest is None or (self._last is not None and newest <= self._last):
             return []
         frame = self._history(newest)
+        history = W.of_frame(frame)
         if extra is not None and extra.ts not in frame.index:
-            frame = pd.concat([frame, _candle_frame(extra)]).sort_index()
-        start = 0 if self._last is None else int(frame.index.searchsorted(self._last, "right"))
+            history = W.appended(history, W.of_message(extra), len(frame) + 1)
+        ts = history["ts"]
+        start = 0 if self._last is None else int(
+            ts.searchsorted(self._last.value // 1000, "right"))
         steps = []
-        for i in range(start, len(frame)):
-            step = self._step(frame.iloc[max(0, i - self.window + 1):i + 1])
+        for i in range(start, len(ts)):
+            step = self._step(W.rows(history, max(0, i - self.window + 1), i + 1))
             if step is None:
                 break
             steps.append(step)
             self._beat_if_due()  # a long catch-up must not look like a hang
-        self._cache = frame.iloc[-self.window:] if self._last == frame.index[-1] else None
+        done = self._last is not None and int(ts[-1]) == self._last.value // 1000
+        self._cache = W.rows(history, max(0, len(ts) - self.window), len(ts)) if done else None
         return steps
 
     def _history(self, end: pd.Timestamp) -> pd.DataFrame:
@@ -283,7 +271,28 @@ class Bot:
             frame = self.store.load_candles(c.exchange, c.symbol, c.timeframe, end=end)
         return frame
 
-    def _step(self, window: pd.DataFrame) -> Step | None:
+    def _warm_up(self) -> None:
+        """Run the strategy once on the stored window up to the last processed candle.
+
+        Nothing is recorded. The first live candle then finds the strategy's
+        compiled kernels loaded and the window in memory, instead of paying
+        for both (numba loading its cache costs far more than a candle).
+        """
+        if self._last is None:
+            return
+        window = W.of_frame(self._history(self._last))
+        n = len(window["ts"])
+        if n == 0:
+            return
+        window = W.rows(window, max(0, n - self.window), n)
+        try:
+            last_decision(self.strategy, window)
+        except Exception as e:  # it fails again on the next candle, which names the candle
+            log.debug("bot %s: warm-up run of the strategy failed: %s", self.id, e)
+        if int(window["ts"][-1]) == self._last.value // 1000:
+            self._cache = window
+
+    def _step(self, window: W.Window) -> Step | None:
         """Decide, fill and record the last candle of ``window``; None once stopping.
 
         A bot told to stop (or abandoned as hung) records nothing more, so it
@@ -291,11 +300,12 @@ class Bot:
         """
         if self._stop.is_set():
             return None
-        ts = window.index[-1]
+        ts = W.last_ts(window)
         try:
-            out = check_output(self.strategy.compute(window), window, self._label)
-            signal, entry, exit_, short_entry, short_exit = _signal(out, window)
-            flags = self.broker.flags(entry, exit_, short_entry, short_exit)
+            decision = last_decision(self.strategy, window)
+            signal = decision.signal(ts, float(window["close"][-1]))
+            flags = self.broker.flags(decision.entry, decision.exit, decision.short_entry,
+                                      decision.short_exit)
             account, fill = self.broker.on_signal(self._account, flags, signal.price)
         except Exception as e:  # the strategy's code: anything can go wrong
             raise CandleError(self.id, ts, e) from e
@@ -311,13 +321,20 @@ class Bot:
     def _record(self, ts: pd.Timestamp, signal: Signal, fill: Fill | None, account: Account,
                 equity: float) -> None:
         """Write the candle's signal, fill, performance and state in one transaction."""
-        doc = self.state_document()
-        doc["account"] = account.to_dict()
         self.store.record_bot_candle(
             self.id, ts, action=signal.action, confidence=signal.confidence,
             price=signal.price, indicators=_finite_or_none(signal.indicators),
-            fill=None if fill is None else asdict(fill), cash=account.cash,
-            position=account.position, equity=equity, state=doc)
+            fill=None if fill is None else _fill_dict(fill), cash=account.cash,
+            position=account.position, equity=equity, state=self._state_json(account))
+
+    def _state_json(self, account: Account) -> str:
+        """:meth:`state_document` with ``account`` as JSON (the config serialised once)."""
+        try:
+            acct = json.dumps(account.to_dict(), allow_nan=False, sort_keys=True)
+        except ValueError as e:
+            raise DataError(f"bot {self.id!r}: account cannot be stored ({e})") from None
+        return (f'{{"account": {acct}, "config": {self._config_json}, '
+                f'"version": {STATE_VERSION}}}')
 
     # -- bus -----------------------------------------------------------------------------
     def _publish(self, channel: str, message: Any) -> None:
@@ -368,12 +385,14 @@ class Bot:
         """True once :meth:`stop` was called."""
         return self._stop.is_set()
 
-    def run(self, *, heartbeat_interval: float = 5.0) -> None:
+    def run(self, *, heartbeat_interval: float = 5.0, feed: CandleFeed | None = None) -> None:
         """Trade until :meth:`stop`: subscribe, catch up, then follow the bus.
 
         Every ``heartbeat_interval`` seconds it writes its heartbeat and
         checks the store for candles the bus did not deliver. After a bus
-        reconnect it catches up from the store.
+        reconnect it catches up from the store. ``feed`` shares one
+        subscription between the bots of a process (default: subscribe on
+        the bus directly).
 
         Raises
         ------
@@ -385,9 +404,11 @@ class Bot:
         self._next_beat = time.monotonic() + self._beat_interval
         sub = None
         if self.bus is not None:
-            sub = self.bus.subscribe(market_channel(self.config.symbol), handler=self._inbox.put,
-                                     on_reconnect=lambda: self._inbox.put(_CATCH_UP))
+            source: Any = self.bus if feed is None else feed
+            sub = source.subscribe(market_channel(self.config.symbol), handler=self._inbox.put,
+                                   on_reconnect=lambda: self._inbox.put(_CATCH_UP))
         try:
+            self._warm_up()
             self.store.update_bot(self.id, status="running")
             self.publish_status("running", detail="started")
             self.heartbeat()

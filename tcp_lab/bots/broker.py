@@ -32,7 +32,7 @@ candle's close ``c``:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tcp_lab.errors import ConfigError, StrategyError
@@ -140,7 +140,7 @@ class Account:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (floats round-trip exactly through JSON)."""
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Account:

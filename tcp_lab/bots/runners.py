@@ -28,6 +28,7 @@ from tcp_lab.bots.config import BotConfig
 
 if TYPE_CHECKING:
     from tcp_lab.bots.bot import Bot
+    from tcp_lab.bots.feed import CandleFeed
     from tcp_lab.bus import Bus
     from tcp_lab.store import Store
 
@@ -84,18 +85,18 @@ def record_crash(store: Store, bot: str, error: str, bus: Bus | None = None) -> 
 
 # -- threads --------------------------------------------------------------------------------
 class _ThreadHandle:
-    def __init__(self, bot: Bot, heartbeat_interval: float) -> None:
+    def __init__(self, bot: Bot, heartbeat_interval: float, feed: CandleFeed | None) -> None:
         self.bot_id = bot.id
         self._bot = bot
         self._error: str | None = None
         self._killed = False
-        self._thread = threading.Thread(target=self._main, args=(heartbeat_interval,),
+        self._thread = threading.Thread(target=self._main, args=(heartbeat_interval, feed),
                                         name=f"tcp_lab.bot[{bot.id}]", daemon=True)
         self._thread.start()
 
-    def _main(self, heartbeat_interval: float) -> None:
+    def _main(self, heartbeat_interval: float, feed: CandleFeed | None) -> None:
         try:
-            self._bot.run(heartbeat_interval=heartbeat_interval)
+            self._bot.run(heartbeat_interval=heartbeat_interval, feed=feed)
         except BaseException as e:  # isolate the bot: report, never propagate
             self._error = f"{type(e).__name__}: {e}"
             if not self._killed:
@@ -127,19 +128,27 @@ class _ThreadHandle:
 
 
 class ThreadRunner:
-    """Runs each bot in a daemon thread sharing this process's store and bus."""
+    """Runs each bot in a daemon thread sharing this process's store and bus.
+
+    The bots share one bus subscription per symbol (a
+    :class:`~tcp_lab.bots.feed.CandleFeed`): a candle is decoded once, not once per bot.
+    """
 
     kind = "thread"
 
     def __init__(self, store: Store, bus: Bus | None, *, heartbeat_interval: float) -> None:
+        from tcp_lab.bots.feed import CandleFeed
+
         self.store = store
         self.bus = bus
         self.heartbeat_interval = heartbeat_interval
+        self.feed = None if bus is None else CandleFeed(bus)
 
     def launch(self, config: BotConfig) -> BotHandle:
         from tcp_lab.bots.bot import Bot
 
-        return _ThreadHandle(Bot(config, self.store, self.bus), self.heartbeat_interval)
+        return _ThreadHandle(Bot(config, self.store, self.bus), self.heartbeat_interval,
+                             self.feed)
 
 
 # -- processes ------------------------------------------------------------------------------

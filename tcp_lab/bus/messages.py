@@ -34,7 +34,7 @@ import difflib
 import json
 import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from numbers import Real
 from typing import Annotated, Any, Literal, TypeAlias, get_args
 
@@ -109,6 +109,8 @@ class MessageTypeError(MessageError):
 
 
 def _to_utc(value: Any) -> pd.Timestamp:
+    if isinstance(value, pd.Timestamp) and value.tzinfo is UTC and value.unit == "us":
+        return value  # already what the rest would make of it (the common case)
     if isinstance(value, bool | int | float):
         raise ValueError(
             f"epoch number {value!r} is not accepted as a time; "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Dialect
 
-__all__ = ["Backend", "Tx", "Columns", "UNIX_EPOCH", "upsert_from", "column_kind",
+__all__ = ["Backend", "Tx", "Columns", "RowsWrite", "UNIX_EPOCH", "upsert_from", "column_kind",
            "python_rows"]
 
 T = TypeVar("T")
@@ -49,6 +50,21 @@ class Tx(abc.ABC):
         """Run SQL text already compiled for this backend (see :meth:`Backend.compile`)."""
 
 
+@dataclass(frozen=True)
+class RowsWrite:
+    """Rows of one table for :meth:`Backend.write_rows`.
+
+    ``rows`` hold driver-ready Python values (datetime, float/None, str…),
+    with the same keys in every row. They are upserted by the primary key, or
+    with ``update_only`` set on the existing rows the key matches (the key
+    columns must be among the keys).
+    """
+
+    table: sa.Table
+    rows: Sequence[Mapping[str, Any]]
+    update_only: bool = False
+
+
 class Backend(abc.ABC):
     """One database engine behind a URL.
 
@@ -67,6 +83,9 @@ class Backend(abc.ABC):
     dialect: Dialect
     #: Batches up to this many rows are written with one cached INSERT … VALUES.
     small_batch: ClassVar[int] = 64
+    #: Whether threads gain from pooling their small writes into one transaction
+    #: (one writer per database and a costly commit: DuckDB).
+    group_writes: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._shapes: dict[tuple[Any, ...], tuple[str, Any]] = {}
@@ -126,6 +145,36 @@ class Backend(abc.ABC):
         params = self.bind(compiled, values)
         self.run(lambda tx: tx.execute_sql(compiled[0], params), write=True,
                  what=f"write {table.name}")
+
+    def write_rows(self, writes: Sequence[RowsWrite], *, what: str) -> None:
+        """Write several tables' rows in one transaction: all of them or none.
+
+        Each :class:`RowsWrite` is one statement with a multi-row ``VALUES``,
+        compiled once per shape (table, columns, row count).
+        """
+        statements = [self._rows_statement(w) for w in writes if w.rows]
+        self.run_statements(statements, what=what)
+
+    def run_statements(self, statements: Sequence[tuple[str, Any]], *, what: str) -> None:
+        """Run compiled statements (SQL text and bound parameters) in one transaction."""
+
+        def write(tx: Tx) -> None:
+            for sql, params in statements:
+                tx.execute_sql(sql, params)
+
+        self.run(write, write=True, what=what)
+
+    def _rows_statement(self, write: RowsWrite) -> tuple[str, Any]:
+        names = tuple(write.rows[0])
+        n = len(write.rows)
+        shape = ("rows", write.table.name, names, n, write.update_only)
+        compiled = self._shapes.get(shape)
+        if compiled is None:
+            compiled = self.template(_rows_statement(write.table, names, n, write.update_only))
+            if len(self._shapes) < 512:
+                self._shapes[shape] = compiled
+        values = {f"r{i}_{c}": row[c] for i, row in enumerate(write.rows) for c in names}
+        return compiled[0], self.bind(compiled, values)
 
     @abc.abstractmethod
     def read_frame(
@@ -210,6 +259,20 @@ def upsert_from(
         ),
     )
 
+
+
+def _rows_statement(table: sa.Table, names: Sequence[str], n: int,
+                    update_only: bool) -> sa.Executable:
+    """Upsert (or update) ``n`` rows given as bind parameters ``r{i}_{column}``."""
+    source = sa.values(*(sa.column(c) for c in names), name="v").data(
+        [tuple(sa.bindparam(f"r{i}_{c}") for c in names) for i in range(n)])
+    cast = {c: sa.cast(source.c[c], table.c[c].type) for c in names}
+    if not update_only:
+        return upsert_from(table, {}, source, update=True, cast=cast)
+    key = [c.name for c in table.primary_key.columns]
+    return (sa.update(table)
+            .where(*(table.c[k] == cast[k] for k in key))
+            .values({c: cast[c] for c in names if c not in key}))
 
 
 def python_rows(table: sa.Table, data: Columns) -> list[tuple[Any, ...]]:

@@ -7,6 +7,7 @@ so replaying a candle rewrites its rows instead of adding new ones.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 from tcp_lab.errors import DataError
 from tcp_lab.store import schema as S
+from tcp_lab.store._backend import RowsWrite
 from tcp_lab.store._convert import (
     SIDES,
     check_name,
@@ -28,6 +30,7 @@ from tcp_lab.store._convert import (
     utc,
     utc_or_none,
 )
+from tcp_lab.store._group import GroupCommit
 from tcp_lab.timeframes import TS_DTYPE
 
 if TYPE_CHECKING:
@@ -276,69 +279,84 @@ class BotsMixin:
                           confidence: float | None, price: float | None,
                           indicators: Mapping[str, Any] | None,
                           fill: Mapping[str, Any] | None, cash: float, position: float,
-                          equity: float, state: Mapping[str, Any]) -> None:
+                          equity: float, state: Mapping[str, Any] | str) -> None:
         """Write what a bot did on the candle closing at ``ts``, all of it or nothing.
 
         The rows of :meth:`record_signal`, :meth:`record_bot_trade` (when
         ``fill`` — ``side price amount fee realized_pnl`` — is given) and
         :meth:`record_performance`, and ``update_bot(bot_id,
-        last_candle_ts=ts, state=state)``, in one transaction with statements
-        compiled once: a crash leaves the candle either fully recorded or not
-        at all, and replaying it rewrites the same rows.
+        last_candle_ts=ts, state=state)``, in one transaction: a crash leaves
+        the candle either fully recorded or not at all, and replaying it
+        rewrites the same rows. ``state`` may be given already as JSON text.
+
+        On PostgreSQL that transaction is one round trip. On DuckDB the
+        candles that bots in this process record at the same moment share
+        one transaction (group commit); the call returns once its own rows
+        are committed.
         """
         bot_id, when = check_name(bot_id, "bot_id"), py_time(utc(ts, "ts"))
-        values: dict[str, Any] = {
-            "bot_id": bot_id, "ts": when, "action": check_name(action, "action"),
-            "confidence": _number(confidence, "confidence", optional=True),
-            "price": _number(price, "price", optional=True),
-            "indicators": dumps_json(indicators, "indicators"),
-            "cash": _number(cash, "cash"), "position": _number(position, "position"),
-            "equity": _number(equity, "equity"), "state": _bot_field("state", state),
-            "updated_at": py_time(_now()),
+        record: dict[str, Any] = {
+            "signal": {"bot_id": bot_id, "ts": when, "action": check_name(action, "action"),
+                       "confidence": _number(confidence, "confidence", optional=True),
+                       "price": _number(price, "price", optional=True),
+                       "indicators": dumps_json(indicators, "indicators")},
+            "performance": {"bot_id": bot_id, "ts": when, "cash": _number(cash, "cash"),
+                            "position": _number(position, "position"),
+                            "equity": _number(equity, "equity")},
+            "bot": {"id": bot_id, "last_candle_ts": when,
+                    "state": _state_json(state), "updated_at": py_time(_now())},
+            "trade": None,
         }
         if fill is not None:
             if fill["side"] not in SIDES:
                 raise DataError(f"side must be 'buy' or 'sell', got {fill['side']!r}")
-            values |= {"side": fill["side"],
-                       "fill_price": _number(fill["price"], "price", positive=True),
-                       "amount": _number(fill["amount"], "amount", nonnegative=True),
-                       "fee": _number(fill.get("fee", 0.0), "fee"),
-                       "realized_pnl": _number(fill.get("realized_pnl"), "realized_pnl",
-                                               optional=True)}
-        sql = self.__dict__.get("_bot_candle_sql")
-        if sql is None:
-            sql = self.__dict__["_bot_candle_sql"] = _bot_candle_templates(self._backend)
-        backend = self._backend
-        parts = ["signal", "trade", "performance", "bot"] if fill else \
-            ["signal", "performance", "bot"]
+            record["trade"] = {
+                "bot_id": bot_id, "ts": when, "side": fill["side"],
+                "price": _number(fill["price"], "price", positive=True),
+                "amount": _number(fill["amount"], "amount", nonnegative=True),
+                "fee": _number(fill.get("fee", 0.0), "fee"),
+                "realized_pnl": _number(fill.get("realized_pnl"), "realized_pnl",
+                                        optional=True)}
+        if not self._backend.group_writes:
+            return self._write_bot_candles([record])
+        group = self.__dict__.get("_bot_candle_group")
+        if group is None:
+            group = self.__dict__.setdefault("_bot_candle_group",
+                                             GroupCommit(self._write_bot_candles))
+        group.submit(record)
 
-        def write(tx: Any) -> None:
-            for part in parts:
-                tx.execute_sql(sql[part][0], backend.bind(sql[part], values))
+    def _write_bot_candles(self, records: list[dict[str, Any]]) -> None:
+        """Several bots' candles in one transaction (one candle per bot in each)."""
+        for batch in _one_per_bot(records):
+            trades = [r["trade"] for r in batch if r["trade"] is not None]
+            self._backend.write_rows([
+                RowsWrite(S.signals, [r["signal"] for r in batch]),
+                RowsWrite(S.trades, trades),
+                RowsWrite(S.bot_performance, [r["performance"] for r in batch]),
+                RowsWrite(S.bots, [r["bot"] for r in batch], update_only=True),
+            ], what="write bots' candles")
 
-        backend.run(write, write=True, what="write a bot's candle")
+
+def _state_json(state: Mapping[str, Any] | str) -> str | None:
+    if isinstance(state, str):
+        try:
+            parsed = json.loads(state)
+        except ValueError as e:
+            raise DataError(f"state is not valid JSON ({e})") from None
+        if not isinstance(parsed, dict):
+            raise DataError(f"state must be a JSON object, got {type(parsed).__name__}")
+        return state
+    return _bot_field("state", state)  # type: ignore[return-value]
 
 
-def _bot_candle_templates(backend: Backend) -> dict[str, Any]:
-    """The four statements of :meth:`BotsMixin.record_bot_candle`, compiled for ``backend``."""
-
-    def upsert(table: sa.Table, params: Mapping[str, str]) -> Any:
-        stmt = pg.insert(table).values({col: sa.bindparam(p) for col, p in params.items()})
-        key = [c.name for c in table.primary_key.columns]
-        return stmt.on_conflict_do_update(
-            index_elements=key, set_={c: stmt.excluded[c] for c in params if c not in key})
-
-    same = {c: c for c in ("bot_id", "ts")}
-    return {
-        "signal": backend.template(upsert(S.signals, same | {
-            c: c for c in ("action", "confidence", "price", "indicators")})),
-        "trade": backend.template(upsert(S.trades, same | {
-            "side": "side", "price": "fill_price", "amount": "amount", "fee": "fee",
-            "realized_pnl": "realized_pnl"})),
-        "performance": backend.template(upsert(S.bot_performance, same | {
-            c: c for c in ("cash", "position", "equity")})),
-        "bot": backend.template(sa.update(S.bots).where(S.bots.c.id == sa.bindparam("bot_id"))
-                                .values(last_candle_ts=sa.bindparam("ts"),
-                                        state=sa.bindparam("state"),
-                                        updated_at=sa.bindparam("updated_at"))),
-    }
+def _one_per_bot(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Split ``records`` in order so that no bot appears twice in a batch."""
+    batches: list[list[dict[str, Any]]] = [[]]
+    seen: set[str] = set()
+    for r in records:
+        if r["bot"]["id"] in seen:
+            batches.append([])
+            seen = set()
+        batches[-1].append(r)
+        seen.add(r["bot"]["id"])
+    return batches

@@ -236,6 +236,28 @@ class PostgresBackend(Backend):
             what: str = "query") -> T:
         return self._retrying(self._attempt(fn, exclusive=exclusive), what)
 
+    def run_statements(self, statements: Sequence[tuple[str, Any]], *, what: str) -> None:
+        """Send the statements as one script: one round trip, one transaction.
+
+        PostgreSQL runs the statements of one simple-protocol query as a single
+        transaction (all or none); in autocommit mode psycopg2 sends no BEGIN
+        and COMMIT of its own around it, so a bot's candle costs one round trip.
+        """
+        if not statements:
+            return
+
+        def write(tx: _PgTx) -> None:
+            conn = tx.cur.connection
+            script = b";\n".join(tx.cur.mogrify(sql, params) for sql, params in statements)
+            conn.autocommit = True
+            try:
+                tx.cur.execute(script)
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
+
+        self.run(write, write=True, what=what)
+
     # -- bulk paths -----------------------------------------------------------------
     def bulk_upsert(self, table: sa.Table, fixed: Mapping[str, Any], data: Columns, *,
                     update: bool) -> None:

@@ -10,10 +10,12 @@ SmaCross(fast=10, slow=30)
 from __future__ import annotations
 
 from tcp_lab.strategies.base import (
+    ArrayOutput,
     BaseStrategy,
     Parameter,
     Signal,
     StrategyOutput,
+    candle_arrays,
     check_output,
     require_less,
 )
@@ -35,12 +37,14 @@ from tcp_lab.strategies import (  # noqa: E402,F401  isort: skip
 )
 
 __all__ = [
+    "ArrayOutput",
     "BaseStrategy",
     "Parameter",
     "Signal",
     "StrategyOutput",
     "LookaheadReport",
     "check_lookahead",
+    "candle_arrays",
     "check_output",
     "require_less",
     "get_strategy",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from collections.abc import Mapping
 
-from tcp_lab.strategies.base import BaseStrategy, Parameter, StrategyOutput
+import numpy as np
+
+from tcp_lab.strategies.base import ArrayOutput, BaseStrategy, Parameter
 from tcp_lab.strategies.indicators import bollinger, crossed_above, crossed_below
 from tcp_lab.strategies.registry import register_strategy
 
@@ -28,16 +30,8 @@ class BollingerBreakout(BaseStrategy):
     def warmup(self) -> int:
         return self.params["window"] + 1
 
-    def compute(self, candles: pd.DataFrame) -> StrategyOutput:
-        close = candles["close"].to_numpy()
+    def compute_arrays(self, candles: Mapping[str, np.ndarray]) -> ArrayOutput:
+        close = candles["close"]
         mid, upper, lower = bollinger(close, self.params["window"], self.params["k"])
-        idx = candles.index
-        return StrategyOutput(
-            entries=pd.Series(crossed_above(close, upper), index=idx, name="entries"),
-            exits=pd.Series(crossed_below(close, mid), index=idx, name="exits"),
-            indicators={
-                "bb_middle": pd.Series(mid, index=idx, name="bb_middle"),
-                "bb_upper": pd.Series(upper, index=idx, name="bb_upper"),
-                "bb_lower": pd.Series(lower, index=idx, name="bb_lower"),
-            },
-        )
+        return ArrayOutput(entries=crossed_above(close, upper), exits=crossed_below(close, mid),
+                           indicators={"bb_middle": mid, "bb_upper": upper, "bb_lower": lower})

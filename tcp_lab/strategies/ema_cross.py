@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
+import numpy as np
 
-from tcp_lab.strategies.base import BaseStrategy, Parameter, StrategyOutput, require_less
+from tcp_lab.strategies.base import ArrayOutput, BaseStrategy, Parameter, require_less
 from tcp_lab.strategies.indicators import crossed_above, crossed_below, ema, ewm_settle
 from tcp_lab.strategies.registry import register_strategy
 
@@ -36,16 +36,9 @@ class EmaCross(BaseStrategy):
     def warmup(self) -> int:
         return max(self.params["slow"], ewm_settle(2.0 / (self.params["slow"] + 1))) + 1
 
-    def compute(self, candles: pd.DataFrame) -> StrategyOutput:
-        close = candles["close"].to_numpy()
+    def compute_arrays(self, candles: Mapping[str, np.ndarray]) -> ArrayOutput:
+        close = candles["close"]
         fast = ema(close, self.params["fast"], min_periods=self.params["slow"])
         slow = ema(close, self.params["slow"])
-        idx = candles.index
-        return StrategyOutput(
-            entries=pd.Series(crossed_above(fast, slow), index=idx, name="entries"),
-            exits=pd.Series(crossed_below(fast, slow), index=idx, name="exits"),
-            indicators={
-                "ema_fast": pd.Series(fast, index=idx, name="ema_fast"),
-                "ema_slow": pd.Series(slow, index=idx, name="ema_slow"),
-            },
-        )
+        return ArrayOutput(entries=crossed_above(fast, slow), exits=crossed_below(fast, slow),
+                           indicators={"ema_fast": fast, "ema_slow": slow})

@@ -163,10 +163,18 @@ def bollinger(x: np.ndarray, window: int, k: float) -> tuple[np.ndarray, np.ndar
     return mid, mid + dev, mid - dev
 
 
+def _pair(a: np.ndarray, b: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` as float64 and ``b`` as a float64 array of its shape (a scalar broadcast)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if b.shape != a.shape:
+        b = np.broadcast_to(b, a.shape)
+    return a, b
+
+
 def crossed_above(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     """True where ``a > b`` now and ``a <= b`` on the previous row (NaN never crosses)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
+    a, b = _pair(a, b)
     out = np.zeros(a.shape, dtype=bool)
     out[1:] = (a[1:] > b[1:]) & (a[:-1] <= b[:-1])
     return out
@@ -174,8 +182,7 @@ def crossed_above(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
 
 def crossed_below(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     """True where ``a < b`` now and ``a >= b`` on the previous row (NaN never crosses)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
+    a, b = _pair(a, b)
     out = np.zeros(a.shape, dtype=bool)
     out[1:] = (a[1:] < b[1:]) & (a[:-1] >= b[:-1])
     return out

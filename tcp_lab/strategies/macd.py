@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
+import numpy as np
 
-from tcp_lab.strategies.base import BaseStrategy, Parameter, StrategyOutput, require_less
+from tcp_lab.strategies.base import ArrayOutput, BaseStrategy, Parameter, require_less
 from tcp_lab.strategies.indicators import crossed_above, crossed_below, ewm_settle, macd
 from tcp_lab.strategies.registry import register_strategy
 
@@ -34,18 +34,8 @@ class Macd(BaseStrategy):
         settle = ewm_settle(2.0 / (slow + 1)) + ewm_settle(2.0 / (signal + 1))
         return max(slow + signal, settle) + 1
 
-    def compute(self, candles: pd.DataFrame) -> StrategyOutput:
-        line, sig, hist = macd(
-            candles["close"].to_numpy(), self.params["fast"], self.params["slow"],
-            self.params["signal"],
-        )
-        idx = candles.index
-        return StrategyOutput(
-            entries=pd.Series(crossed_above(line, sig), index=idx, name="entries"),
-            exits=pd.Series(crossed_below(line, sig), index=idx, name="exits"),
-            indicators={
-                "macd": pd.Series(line, index=idx, name="macd"),
-                "macd_signal": pd.Series(sig, index=idx, name="macd_signal"),
-                "macd_hist": pd.Series(hist, index=idx, name="macd_hist"),
-            },
-        )
+    def compute_arrays(self, candles: Mapping[str, np.ndarray]) -> ArrayOutput:
+        line, sig, hist = macd(candles["close"], self.params["fast"], self.params["slow"],
+                               self.params["signal"])
+        return ArrayOutput(entries=crossed_above(line, sig), exits=crossed_below(line, sig),
+                           indicators={"macd": line, "macd_signal": sig, "macd_hist": hist})

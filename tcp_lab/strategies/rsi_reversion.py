@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from tcp_lab.strategies.base import BaseStrategy, Parameter, StrategyOutput, require_less
+from tcp_lab.strategies.base import ArrayOutput, BaseStrategy, Parameter, require_less
 from tcp_lab.strategies.indicators import crossed_above, crossed_below, ewm_settle, rsi
 from tcp_lab.strategies.registry import register_strategy
 
@@ -37,17 +36,12 @@ class RsiReversion(BaseStrategy):
     def warmup(self) -> int:
         return max(self.params["period"], ewm_settle(1.0 / self.params["period"])) + 2
 
-    def compute(self, candles: pd.DataFrame) -> StrategyOutput:
-        value = rsi(candles["close"].to_numpy(), self.params["period"])
+    def compute_arrays(self, candles: Mapping[str, np.ndarray]) -> ArrayOutput:
+        value = rsi(candles["close"], self.params["period"])
         lower, upper = self.params["lower"], self.params["upper"]
-        idx = candles.index
         with np.errstate(invalid="ignore"):
             below = np.clip((lower - value) / max(lower, 1e-9), 0.0, 1.0)
             above = np.clip((value - upper) / max(100.0 - upper, 1e-9), 0.0, 1.0)
-        confidence = np.nan_to_num(np.maximum(below, above))
-        return StrategyOutput(
-            entries=pd.Series(crossed_below(value, lower), index=idx, name="entries"),
-            exits=pd.Series(crossed_above(value, upper), index=idx, name="exits"),
-            indicators={"rsi": pd.Series(value, index=idx, name="rsi")},
-            confidence=pd.Series(confidence, index=idx, name="confidence"),
-        )
+        return ArrayOutput(entries=crossed_below(value, lower), exits=crossed_above(value, upper),
+                           indicators={"rsi": value},
+                           confidence=np.nan_to_num(np.maximum(below, above)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,8 @@ class FakeStore:
             self.record_bot_trade(bot_id, ts, fill["side"], fill["price"], fill["amount"],
                                   fee=fill["fee"], realized_pnl=fill["realized_pnl"])
         self.record_performance(bot_id, ts, cash=cash, position=position, equity=equity)
+        if isinstance(state, str):  # the store accepts the document as JSON text
+            state = json.loads(state)
         self.update_bot(bot_id, last_candle_ts=ts, state=state)
 
     def _frame(self, table: dict, bot_id: str) -> pd.DataFrame:

@@ -52,12 +52,25 @@ def test_invalid_values_write_nothing(store):
     assert store.load_signals("b1").empty and store.get_bot("b1")["last_candle_ts"] is None
 
 
-def test_a_failure_inside_the_transaction_rolls_back_every_record(store):
-    write(store)  # compiles and caches the statements
-    sql = store.__dict__["_bot_candle_sql"]
-    good = sql["performance"]
-    sql["performance"] = ("SELECT * FROM no_such_table_for_this_test",
-                          [] if isinstance(good[1], list) else good[1])
+def test_a_failure_inside_the_transaction_rolls_back_every_record(store, monkeypatch):
+    write(store)
+    backend = store._backend
+    bad = "SELECT * FROM no_such_table_for_this_test"
+    if backend.name == "duckdb":  # one statement per table, over registered relations
+        real_sql = backend._relation_sql
+
+        def failing_sql(name, write_, conflict):  # fails after the signal and the fill
+            return bad if write_.table.name == "bot_performance" else \
+                real_sql(name, write_, conflict)
+
+        monkeypatch.setattr(backend, "_relation_sql", failing_sql)
+    else:
+        real = backend._rows_statement
+
+        def failing(write_):
+            return (bad, {}) if write_.table.name == "bot_performance" else real(write_)
+
+        monkeypatch.setattr(backend, "_rows_statement", failing)
     later = TS + pd.Timedelta(minutes=1)
     with pytest.raises(TcpLabError):
         write(store, ts=later)  # the signal and the fill were written before the failure
