@@ -104,6 +104,7 @@ def _latency(store_url: str, bus_url: str, n_bots: int, n_candles: int, runner: 
                         raise TimeoutError("bots did not start")
                     time.sleep(0.2)
                 lat: list[float] = []
+                cpu = _CpuMeter()
                 for k, msg in enumerate(CandleMessage.from_candles(
                         zigzag(n_candles + 1, start=50), exchange=EXCHANGE, symbol=SYMBOL,
                         timeframe=TIMEFRAME)):
@@ -118,11 +119,67 @@ def _latency(store_url: str, bus_url: str, n_bots: int, n_candles: int, runner: 
                         raise TimeoutError(f"only {len(stamps)} of {n_bots} bots answered")
                     if k > 0:  # the first candle warms caches and connections
                         lat.extend(s - t0 for s in stamps)
+                    else:
+                        cpu.start()
                     time.sleep(0.05)
+                used = cpu.stop()
                 fills = sum(len(store.load_bot_trades(config(i).name)) for i in range(n_bots))
             finally:
                 manager.stop(timeout=30)
-    return {**_pcts(lat), "samples": len(lat), "fills": fills}
+    per_candle = {k: v / n_candles * 1e3 for k, v in used.items()}
+    return {**_pcts(lat), "samples": len(lat), "fills": fills,
+            "cpu_ms_per_candle": sum(per_candle.values()),
+            "cpu_ms_per_bot_candle": sum(per_candle.values()) / n_bots,
+            **{f"cpu_ms_{k}": v for k, v in per_candle.items()}}
+
+
+class _CpuMeter:
+    """CPU seconds used by this process, its children (bot workers) and the servers.
+
+    The latency of the last of N bots cannot beat the CPU all of them need
+    divided by the cores: this shows where that CPU goes. Process CPU times
+    tick in 10 ms, so they are read over the whole run of candles.
+    """
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._before: dict[str, float] = {}
+        self._procs: dict[str, list] = {}
+
+    def _groups(self) -> dict[str, list]:
+        me = self._psutil.Process()
+        servers: dict[str, list] = {"postgres": [], "redis": []}
+        for proc in self._psutil.process_iter(["name"]):
+            name = proc.info["name"] or ""
+            if name.startswith("postgres"):
+                servers["postgres"].append(proc)
+            elif name.startswith("redis-server"):
+                servers["redis"].append(proc)
+        return {"benchmark_process": [me], "bot_workers": me.children(recursive=True),
+                **servers}
+
+    def _read(self) -> dict[str, float]:
+        out = {}
+        for key, procs in self._procs.items():
+            total = 0.0
+            for proc in procs:
+                try:
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+                except self._psutil.Error:
+                    pass
+            out[key] = total
+        return out
+
+    def start(self) -> None:
+        self._procs = self._groups()
+        self._before = self._read()
+
+    def stop(self) -> dict[str, float]:
+        after = self._read()
+        return {k: after[k] - self._before[k] for k in self._before}
 
 
 def _split(store_url: str, n: int) -> dict[str, float]:
@@ -222,7 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     notes = ("latency = candle published -> every bot's signal message received, each bot "
              "having recorded signal, fill, performance and state first; every candle fills. "
              f"First candle excluded (warm-up). Wall clock on a shared {os.cpu_count()}-core "
-             "machine: figures are noisy. Target: p99 < 20 ms with 50 bots.")
+             "machine: figures are noisy. Target: p99 < 20 ms with 50 bots. cpu_ms_* = CPU "
+             "per candle (all bots) of this process (the embedded bots, the collector's "
+             "store write and the signal subscriber), the bot worker processes, PostgreSQL "
+             "and Redis; with N bots the last one cannot answer before cpu_ms_per_candle / "
+             "cores.")
     report("bots", rows + split_rows, quick=args.quick, notes=notes)
     return 0
 

@@ -4,9 +4,11 @@ On the embedded default every bot is a thread of one process and a DuckDB
 file has one writer, whose commit costs milliseconds whatever it holds. When
 a candle closes, the bots of a series decide within a few milliseconds of
 each other; :class:`GroupCommit` lets the first one to submit its records
-wait briefly for the others (until ``gap`` passes with no new submission, or
-``max_wait`` in all) and write them all in one transaction, while each caller
-still returns only once its own records are committed (or raises their error).
+wait briefly for the others and write them all in one transaction, while
+each caller still returns only once its own records are committed (or
+raises their error). The leader stops waiting as soon as every thread that
+submitted recently has submitted again (so a lone bot never waits), when
+``gap`` passes with no new submission, or after ``max_wait``.
 
 This is the leader/follower scheme of database group commit (PostgreSQL's
 ``commit_delay``, InnoDB's binlog group commit), on threads.
@@ -23,6 +25,8 @@ from typing import Generic, TypeVar
 __all__ = ["GroupCommit"]
 
 T = TypeVar("T")
+#: A thread that submitted within this many seconds is expected to submit again.
+ACTIVE_SECONDS = 300.0
 
 
 @dataclass
@@ -70,6 +74,7 @@ class GroupCommit(Generic[T]):
         self._busy = False  # a leader is gathering or writing
         self._gathering = False
         self._last_arrival = 0.0
+        self._active: dict[int, float] = {}  # submitting thread -> when it last submitted
 
     def submit(self, item: T) -> None:
         """Write ``item`` with whatever else is submitted meanwhile; return once committed.
@@ -84,6 +89,7 @@ class GroupCommit(Generic[T]):
         with self._lock:
             self._pending.append(ticket)
             self._last_arrival = time.monotonic()
+            self._active[threading.get_ident()] = self._last_arrival
             if not self._busy:
                 self._busy = ticket.lead = True
             elif self._gathering:
@@ -98,8 +104,11 @@ class GroupCommit(Generic[T]):
     def _lead(self) -> None:
         with self._lock:
             self._gathering = True
-            deadline = time.monotonic() + self.max_wait
-            while True:
+            now = time.monotonic()
+            deadline = now + self.max_wait
+            recent = now - ACTIVE_SECONDS
+            self._active = {k: t for k, t in self._active.items() if t >= recent}
+            while len(self._pending) < len(self._active):
                 left = min(self._last_arrival + self.gap, deadline) - time.monotonic()
                 if left <= 0:
                     break
