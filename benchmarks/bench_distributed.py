@@ -13,8 +13,9 @@ Rows:
   return, progress) through :func:`tcp_lab.distributed.run_tasks`.
 * ``control`` — what the machine itself allows, on the same workers: 8 tasks
   of pure CPU work (spin) and 8 of memory-bound numpy work (25 MB arrays).
-  The sweep kernel streams its moving averages from memory, so on a machine
-  whose memory bandwidth one core saturates it scales like the second.
+  The sweep kernel reads its moving averages in cache-sized time blocks
+  (:data:`tcp_lab.backtest.fused.BLOCK_BARS`), so it should scale like the
+  first; streaming them from memory, it scaled like the second.
 * ``batch`` — 8 runs of ``notebooks/02_backtest.ipynb`` (3,000 synthetic
   candles) one after another, in the process pool, and on the 2-worker
   cluster through the setting.

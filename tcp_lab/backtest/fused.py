@@ -18,14 +18,15 @@ sweep uses it only when the strategy class *is* the registered built-in.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 from numba import njit, prange
+from numba.typed import List
 
 from tcp_lab.backtest.fill_model import NO_STATS, NO_TRADE, fill_nb
 from tcp_lab.backtest.kernels import N_ACC, mark_nb, start_marks_nb, write_acc_nb
@@ -34,11 +35,19 @@ from tcp_lab.strategies import indicators
 __all__ = ["FusedKernel", "FUSED_KERNELS", "ma_cross_nb", "run_fused"]
 
 
+#: Bars per time block of :func:`ma_cross_nb`: a chunk's averages (at most ~48
+#: windows) over one block take 48 x 4096 x 8 B = 1.5 MB, within a core's L2 cache.
+BLOCK_BARS = 4096
+#: One account's running state between blocks: cash, position, debt, free cash,
+#: the open trade (4), the closed-trade sums (5) and the marks (8).
+_N_STATE = 21
+
+
 @njit(cache=True, parallel=True)
 def ma_cross_nb(
     close: np.ndarray,
     price: np.ndarray,
-    table: np.ndarray,
+    table: List,
     fast_row: np.ndarray,
     slow_row: np.ndarray,
     valid_from: np.ndarray,
@@ -53,54 +62,93 @@ def ma_cross_nb(
 ) -> np.ndarray:
     """Backtest MA crosses for every combination; accumulators ``(n_combos, n_segments, N_ACC)``.
 
+    ``table`` holds one array of averages per window (:meth:`FusedKernel.table`).
     Combination ``k`` enters when ``table[fast_row[k]]`` crosses above
     ``table[slow_row[k]]`` (``a[t] > b[t]`` and ``a[t-1] <= b[t-1]``) and
     exits when it crosses below; rows before ``valid_from[k]`` are undefined
     (NaN in the strategy) and never cross. ``shift=1`` acts on the previous
     bar's signal (next-open fills, ``price`` = opens). ``reverse`` maps exits
     to short entries (``direction="longshort"``).
+
+    Time runs in blocks of :data:`BLOCK_BARS`: every combination (in parallel)
+    trades one block, its account carried to the next, so the averages a
+    block reads stay in cache while all the combinations that share them
+    pass; streaming each combination's averages from memory instead made
+    two cores slow each other down. Each account sees the same bars in the
+    same order as in one pass, so the sums are bit for bit the same.
     """
     n_combos = fast_row.shape[0]
     out = np.empty((n_combos, segments.shape[0], N_ACC), dtype=np.float64)
-    for k in prange(n_combos):
-        _ma_cross_one_nb(
-            close, price, table[fast_row[k]], table[slow_row[k]], valid_from[k] + 1, segments,
-            shift, reverse, fees, slippage, init_cash, size, size_type, out[k],
-        )
+    state = np.empty((n_combos, _N_STATE), dtype=np.float64)
+    for s in range(segments.shape[0]):
+        start, stop = segments[s, 0], segments[s, 1]
+        for k in range(n_combos):
+            _open_account_nb(state[k], init_cash)
+        for block in range(start, stop, BLOCK_BARS):
+            end = min(block + BLOCK_BARS, stop)
+            for k in prange(n_combos):
+                # before row valid_from + 1 nothing crosses: the account stays flat and unmarked
+                first = max(block, valid_from[k] + 1 + shift)
+                if first < end:
+                    _ma_cross_bars_nb(
+                        close, price, table[fast_row[k]], table[slow_row[k]], first, end, shift,
+                        reverse, fees, slippage, size, size_type, state[k],
+                    )
+        for k in range(n_combos):
+            st = state[k]
+            write_acc_nb(out[k, s], init_cash, stop - start,
+                         (st[13], st[14], st[15], st[16], st[17], st[18], st[19], st[20]),
+                         (st[8], st[9], st[10], st[11], st[12]))
     return out
 
 
 @njit(cache=True)
-def _ma_cross_one_nb(
-    close, price, fast, slow, first, segments, shift, reverse,
-    fees, slippage, init_cash, size, size_type, out,
+def _open_account_nb(state, init_cash):
+    """A flat account with ``init_cash`` in ``state`` (layout: see :data:`_N_STATE`)."""
+    state[0] = init_cash
+    state[1] = 0.0
+    state[2] = 0.0
+    state[3] = init_cash
+    for q in range(4):
+        state[4 + q] = NO_TRADE[q]
+    for q in range(5):
+        state[8 + q] = NO_STATS[q]
+    marks = start_marks_nb(init_cash)
+    for q in range(8):
+        state[13 + q] = marks[q]
+
+
+@njit(cache=True)
+def _ma_cross_bars_nb(
+    close, price, fast, slow, first, end, shift, reverse, fees, slippage, size, size_type, state,
 ):
-    """One combination; ``first`` is the first row where a cross can happen."""
-    for s in range(segments.shape[0]):
-        start, stop = segments[s, 0], segments[s, 1]
-        cash = init_cash
-        position = 0.0
-        debt = 0.0
-        free_cash = init_cash
-        trade = NO_TRADE
-        stats = NO_STATS
-        marks = start_marks_nb(init_cash)
-        # before row `first` nothing crosses, so the account stays flat and unmarked
-        for i in range(max(start, first + shift), stop):
-            t = i - shift
-            # rows >= first - 1 are defined (no NaN): "a <= b" is "not a > b"
-            up = (fast[t] > slow[t]) & ~(fast[t - 1] > slow[t - 1])
-            down = (fast[t] < slow[t]) & ~(fast[t - 1] < slow[t - 1])
-            signal = up | down
-            if signal:
-                cash, position, debt, free_cash, trade, stats = fill_nb(
-                    cash, position, debt, free_cash, trade, stats,
-                    up, down and not reverse, down and reverse, False,
-                    price[i], fees, slippage, size, size_type,
-                )
-            if position != 0.0 or signal:
-                marks = mark_nb(marks, cash + position * close[i], position)
-        write_acc_nb(out[s], init_cash, stop - start, marks, stats)
+    """Trade bars ``[first, end)`` of one combination, its account carried in ``state``."""
+    cash, position, debt, free_cash = state[0], state[1], state[2], state[3]
+    trade = (state[4], state[5], state[6], state[7])
+    stats = (state[8], state[9], state[10], state[11], state[12])
+    marks = (state[13], state[14], state[15], state[16], state[17], state[18], state[19],
+             state[20])
+    for i in range(first, end):
+        t = i - shift
+        # rows >= valid_from are defined (no NaN): "a <= b" is "not a > b"
+        up = (fast[t] > slow[t]) & ~(fast[t - 1] > slow[t - 1])
+        down = (fast[t] < slow[t]) & ~(fast[t - 1] < slow[t - 1])
+        signal = up | down
+        if signal:
+            cash, position, debt, free_cash, trade, stats = fill_nb(
+                cash, position, debt, free_cash, trade, stats,
+                up, down and not reverse, down and reverse, False,
+                price[i], fees, slippage, size, size_type,
+            )
+        if position != 0.0 or signal:
+            marks = mark_nb(marks, cash + position * close[i], position)
+    state[0], state[1], state[2], state[3] = cash, position, debt, free_cash
+    for q in range(4):
+        state[4 + q] = trade[q]
+    for q in range(5):
+        state[8 + q] = stats[q]
+    for q in range(8):
+        state[13 + q] = marks[q]
 
 
 @dataclass(frozen=True)
@@ -123,16 +171,26 @@ class FusedKernel:
     valid_from: Callable[[np.ndarray, np.ndarray], np.ndarray]
     params: tuple[str, str] = ("fast", "slow")
 
-    def table(self, close: np.ndarray, windows: np.ndarray) -> np.ndarray:
-        """Averages for each window, shape ``(len(windows), len(close))``, rows in parallel."""
-        out = np.empty((len(windows), len(close)), dtype=np.float64)
+    def table(self, close: np.ndarray, windows: np.ndarray) -> List:
+        """The averages for each window: a numba list of ``len(windows)`` arrays.
 
-        def row(k: int) -> None:
-            out[k] = self.average(close, int(windows[k]))
+        Each array is the indicator's own result, not copied into a 2-D table
+        (a fresh 256 MB table per chunk cost more in page faults than the
+        averages themselves); a read-only one (pandas) is copied. Windows are
+        computed on :func:`numba.get_num_threads` threads — one on a Dask
+        worker thread (:mod:`tcp_lab.distributed`), so a single-threaded
+        worker uses one core.
+        """
 
-        with ThreadPoolExecutor(max_workers=min(len(windows), os.cpu_count() or 1) or 1) as ex:
-            list(ex.map(row, range(len(windows))))
-        return out
+        def row(w: np.int64) -> np.ndarray:
+            values = self.average(close, int(w))
+            return values if values.flags.writeable else values.copy()
+
+        threads = min(len(windows), numba.get_num_threads())
+        if threads <= 1:
+            return List([row(w) for w in windows])
+        with ThreadPoolExecutor(max_workers=threads) as ex:
+            return List(ex.map(row, windows))
 
 
 FUSED_KERNELS: dict[str, FusedKernel] = {

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tcp_lab.backtest.fused import FUSED_KERNELS, run_fused
+from tcp_lab.backtest.fused import BLOCK_BARS, FUSED_KERNELS, run_fused
 from tcp_lab.backtest.kernels import (
     ACC_FIELDS,
     SIZE_AMOUNT,
@@ -178,10 +178,16 @@ def test_segments_are_independent_accounts():
 @pytest.mark.parametrize("name", ["sma_cross", "ema_cross"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("shift", [0, 1])
-def test_fused_kernel_equals_signal_kernel_on_strategy_signals(name, reverse, shift):
-    x = tick_prices(3000, seed=2, repeat=0.5)
+@pytest.mark.parametrize("n,cut,slows", [
+    (3000, 1000, (4, 9, 30)),
+    # several time blocks; a segment and a warm-up end inside a block
+    (2 * BLOCK_BARS + 1500, BLOCK_BARS - 700, (4, 30, BLOCK_BARS + 50)),
+])
+def test_fused_kernel_equals_signal_kernel_on_strategy_signals(name, reverse, shift, n, cut,
+                                                                 slows):
+    x = tick_prices(n, seed=2, repeat=0.5)
     candles = pd.DataFrame({"close": x, "open": np.r_[x[0], x[:-1]]})
-    combos = [{"fast": f, "slow": s} for f in (1, 3, 8) for s in (4, 9, 30) if f < s]
+    combos = [{"fast": f, "slow": s} for f in (1, 3, 8) for s in slows if f < s]
     cols = [get_strategy(name, c).compute(candles) for c in combos]
     entries = np.asfortranarray(np.column_stack([o.entries.to_numpy() for o in cols]))
     exits = np.asfortranarray(np.column_stack([o.exits.to_numpy() for o in cols]))
@@ -189,7 +195,7 @@ def test_fused_kernel_equals_signal_kernel_on_strategy_signals(name, reverse, sh
         entries, exits = (np.asfortranarray(np.vstack([np.zeros((1, len(combos)), bool),
                                                        a[:-1]])) for a in (entries, exits))
     price = candles["open"].to_numpy() if shift else x
-    segments = np.array([[0, 1000], [1000, 3000]], dtype=np.int64)
+    segments = np.array([[0, cut], [cut, n]], dtype=np.int64)
     opts = (0.002, 0.001, 5000.0, np.inf, SIZE_AMOUNT)
     signals = (entries, NEVER, exits, NEVER) if reverse else (entries, exits, NEVER, NEVER)
     expected = simulate_signals_nb(x, price, *signals, segments, *opts)
