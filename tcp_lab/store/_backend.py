@@ -142,9 +142,8 @@ class Backend(abc.ABC):
         values = {f"fixed_{k}": v for k, v in fixed.items()}
         for i, row in enumerate(python_rows(table, data)):
             values.update({f"r{i}_{c}": v for c, v in zip(names, row, strict=True)})
-        params = self.bind(compiled, values)
-        self.run(lambda tx: tx.execute_sql(compiled[0], params), write=True,
-                 what=f"write {table.name}")
+        self.run_statements([(compiled[0], self.bind(compiled, values))],
+                            what=f"write {table.name}")
 
     def write_rows(self, writes: Sequence[RowsWrite], *, what: str) -> None:
         """Write several tables' rows in one transaction: all of them or none.
