@@ -1,6 +1,7 @@
 """The bot manager: start, stop, supervise and restore paper-trading bots.
 
-One manager per database. It runs in a notebook (``BotManager().start()``,
+One manager per database (it holds a lease, :meth:`tcp_lab.store.Store.lease`:
+a second one fails at start, naming the first). It runs in a notebook (``BotManager().start()``,
 a background thread, bots as threads on the embedded default) or as the
 service ``tcp-lab bots serve`` (bots as OS processes on PostgreSQL + Redis).
 Every ``poll_interval`` seconds it makes one supervision pass
@@ -46,12 +47,15 @@ from tcp_lab.bus import SYSTEM_EVENTS, Bus, StatusMessage, open_bus, status_chan
 from tcp_lab.errors import ConfigError, TcpLabError
 from tcp_lab.settings import load_settings
 from tcp_lab.store import Store, open_store
+from tcp_lab.store._lease import Lease
 from tcp_lab.timeframes import parse_timeframe
 
 __all__ = ["BotManager", "RUNNERS"]
 
 log = logging.getLogger("tcp_lab.bots")
 RUNNERS = ("auto", "thread", "process")
+#: The lease a running manager holds on its database (see :meth:`tcp_lab.store.Store.lease`).
+LEASE_ROLE = "bots manager"
 
 
 class BotManager:
@@ -124,6 +128,7 @@ class BotManager:
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self._events = None
+        self._lease: Lease | None = None
 
     def _make_runner(self, kind: str, settings: Any, log_dir: str | Path | None) -> Runner:
         interval = self.policy.heartbeat_interval
@@ -146,6 +151,8 @@ class BotManager:
         """Restore the active bots and supervise them in a background thread (returns at once)."""
         if self._thread is not None:
             return self
+        if self._lease is None:  # one manager per database, or every bot would run twice
+            self._lease = self.store.lease(LEASE_ROLE)
         self.restore_active_bots_on_startup()
         self._events = self.bus.subscribe(SYSTEM_EVENTS, handler=self._on_event)
         self._halt.clear()
@@ -179,6 +186,9 @@ class BotManager:
             for bot_id in list(self._handles):
                 self._stop_handle(bot_id, timeout, reason=SHUTDOWN_REASON)
             self._pending.clear()
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         for obj in reversed(self._owned):
             obj.close()
         self._owned.clear()

@@ -25,6 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Dialect
 
+from tcp_lab.store._lease import Lease, LocalLeases
+
 __all__ = ["Backend", "Tx", "Columns", "RowsWrite", "UNIX_EPOCH", "upsert_from", "column_kind",
            "python_rows"]
 
@@ -187,6 +189,14 @@ class Backend(abc.ABC):
 
         Timestamps come back as ``datetime64[us, UTC]``, NULL floats as NaN.
         """
+
+    def lease(self, role: str) -> Lease:
+        """Hold ``role`` for this database until released; raise if another holder has it.
+
+        The base implementation is unique within this process (enough for a
+        database only one process can write); a server backend overrides it.
+        """
+        return LocalLeases.acquire(f"{self.name}:{self.url}", role, self.url)
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from tcp_lab.errors import ConfigError, DataError, ServiceError, TcpLabError
 from tcp_lab.settings import redact_url
 from tcp_lab.store._backend import Backend, Columns, RowsWrite, Tx, column_kind, upsert_from
+from tcp_lab.store._lease import Lease, LocalLeases
 
 __all__ = ["DuckDBBackend", "DuckDBDialect"]
 
@@ -352,6 +353,11 @@ class DuckDBBackend(Backend):
             if isinstance(table.c[name].type, sa.DateTime):
                 df[name] = df[name].dt.tz_convert("UTC")
         return df
+
+    def lease(self, role: str) -> Lease:
+        # The file admits one writing process; an in-memory database is this store's own.
+        key = self._db.key if self._db.key != MEMORY else f"{MEMORY}@{id(self._db)}"
+        return LocalLeases.acquire(f"duckdb:{key}", role, f"DuckDB {self.path}")
 
     def describe(self) -> dict[str, Any]:
         return {"path": self.path}

@@ -39,6 +39,7 @@ from tcp_lab.errors import ConfigError, DataError, ServiceError, TcpLabError
 from tcp_lab.settings import redact_url
 from tcp_lab.store import _pgcopy
 from tcp_lab.store._backend import UNIX_EPOCH, Backend, Columns, Tx, upsert_from
+from tcp_lab.store._lease import Lease, holder_name
 
 __all__ = ["PostgresBackend"]
 
@@ -49,6 +50,15 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _STAGING = "tcp_lab_staging"
 #: Key of the advisory lock that serialises schema changes.
 _SCHEMA_LOCK = 0x7C9_1AB
+#: Advisory-lock class of leases (:meth:`PostgresBackend.lease`); the key is hashed.
+_LEASE_CLASS = 0x7C9_1AC
+_LEASE_HOLDER = """
+SELECT a.application_name, a.client_addr, a.backend_start
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s
+  AND l.objid = hashtext(%s)::oid AND l.database = (SELECT oid FROM pg_database
+                                                    WHERE datname = current_database())
+LIMIT 1"""
 #: Words in a connection failure that waiting will not fix (bad credentials, no such database).
 _PERMANENT = ("authentication", "password", "does not exist", "permission denied", "pg_hba",
               "invalid")
@@ -368,6 +378,43 @@ class PostgresBackend(Backend):
 
         payload = self._retrying(self._attempt(work, exclusive=False), f"read {table.name}")
         return _pgcopy.decode(payload, wire)
+
+    def lease(self, role: str) -> Lease:
+        """A session advisory lock on a connection of its own, kept until released.
+
+        The server frees it when the holder's session ends, however it ends.
+        """
+        key = f"{self.schema or 'public'}:{role}"
+        conn = self._retrying(self._dedicated_connection, "connect")
+        try:
+            conn.dbapi_connection.autocommit = True
+            cur = conn.cursor()
+            cur.execute("SET application_name = %s", (holder_name(role),))
+            cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_LEASE_CLASS, key))
+            if not cur.fetchone()[0]:
+                cur.execute(_LEASE_HOLDER, (_LEASE_CLASS, key))
+                row = cur.fetchone()
+                who = (f"{row[0]} (connected from {row[1] or 'a local socket'} since "
+                       f"{row[2]:%Y-%m-%d %H:%M:%S %Z})" if row else "another session")
+                raise ServiceError(f"PostgreSQL at {self.url}: the {role} lease of schema "
+                                   f"{self.schema or 'public'} is held by {who}",
+                                   hint=f"stop the other {role} first (one per database)")
+        except BaseException:
+            conn.close()
+            raise
+
+        def release() -> None:
+            try:
+                conn.close()  # ends the session, and with it the lock
+            except psycopg2.Error:  # already gone: so is the lock
+                pass
+
+        return Lease(role, release)
+
+    def _dedicated_connection(self) -> Any:
+        conn = self._engine.raw_connection()
+        conn.detach()  # closed for real when released, never handed back to the pool
+        return conn
 
     def describe(self) -> dict[str, Any]:
         return {"schema": self.schema or "public"}

@@ -27,6 +27,7 @@ from tcp_lab.store._convert import (
     time_range,
     validate_trades,
 )
+from tcp_lab.store._lease import Lease
 from tcp_lab.timeframes import (
     CANDLE_COLUMNS,
     TS_DTYPE,
@@ -76,6 +77,27 @@ class Store(BotsMixin):
     def close(self) -> None:
         """Release the connections (idempotent)."""
         self._backend.close()
+
+    def lease(self, role: str) -> Lease:
+        """Hold ``role`` (e.g. ``"bots manager"``) on this database until released.
+
+        At most one holder per database: on PostgreSQL across hosts (an
+        advisory lock the server drops when the holder's session ends), on
+        DuckDB within the one process that may write the file.
+
+        Raises
+        ------
+        ServiceError
+            Someone holds it; the message names the holder (process id and host).
+
+        Examples
+        --------
+        >>> from tcp_lab.store import open_store
+        >>> with open_store("duckdb:///:memory:") as store, store.lease("demo") as lease:
+        ...     lease.held
+        True
+        """
+        return self._backend.lease(role)
 
     def __enter__(self) -> Store:
         return self

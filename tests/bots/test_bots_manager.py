@@ -199,6 +199,7 @@ def test_active_bots_are_restored_by_the_next_manager(env):
     manager._halt.set()
     for handle in manager._handles.values():
         handle.stop(5.0)
+    manager._lease.release()  # its process is gone, and with it the manager's lease
     assert store.get_bot("keeper")["status"] == "running"
     store.save_candles(candles.iloc[20:35], EXCHANGE, SYMBOL, TIMEFRAME)  # while down
 
