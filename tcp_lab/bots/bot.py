@@ -43,7 +43,7 @@ from tcp_lab.bus import (
 )
 from tcp_lab.errors import DataError, StrategyError, TcpLabError
 from tcp_lab.strategies import Signal
-from tcp_lab.strategies.decision import last_decision
+from tcp_lab.strategies.decision import frame_of, last_decision
 from tcp_lab.timeframes import parse_timeframe
 
 if TYPE_CHECKING:
@@ -152,8 +152,7 @@ class Bot:
 
     def state_document(self) -> dict[str, Any]:
         """What the bot keeps in the ``bots.state`` column."""
-        return {"version": STATE_VERSION, "config": self.config.to_json(),
-                "account": self._account.to_dict()}
+        return json.loads(self._state_json(self._account))
 
     def load(self) -> None:
         """Read the stored state, or create the bot and decide where it starts.
@@ -236,9 +235,9 @@ class Bot:
         if newest is None or (self._last is not None and newest <= self._last):
             return []
         frame = self._history(newest)
+        if extra is not None and extra.ts not in frame.index:  # not stored yet: in time order
+            frame = pd.concat([frame, frame_of(W.of_message(extra))]).sort_index()
         history = W.of_frame(frame)
-        if extra is not None and extra.ts not in frame.index:
-            history = W.appended(history, W.of_message(extra), len(frame) + 1)
         ts = history["ts"]
         start = 0 if self._last is None else int(
             ts.searchsorted(self._last.value // 1000, "right"))
@@ -286,7 +285,7 @@ class Bot:
             return
         window = W.rows(window, max(0, n - self.window), n)
         try:
-            last_decision(self.strategy, window)
+            last_decision(self.strategy, window, label=self._label)
         except Exception as e:  # it fails again on the next candle, which names the candle
             log.debug("bot %s: warm-up run of the strategy failed: %s", self.id, e)
         if int(window["ts"][-1]) == self._last.value // 1000:
@@ -302,7 +301,7 @@ class Bot:
             return None
         ts = W.last_ts(window)
         try:
-            decision = last_decision(self.strategy, window)
+            decision = last_decision(self.strategy, window, label=self._label)
             signal = decision.signal(ts, float(window["close"][-1]))
             flags = self.broker.flags(decision.entry, decision.exit, decision.short_entry,
                                       decision.short_exit)
@@ -328,7 +327,8 @@ class Bot:
             position=account.position, equity=equity, state=self._state_json(account))
 
     def _state_json(self, account: Account) -> str:
-        """:meth:`state_document` with ``account`` as JSON (the config serialised once)."""
+        """The state document (version, config, ``account``) as JSON; the config is
+        serialised once, as a bot writes this on every candle."""
         try:
             acct = json.dumps(account.to_dict(), allow_nan=False, sort_keys=True)
         except ValueError as e:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tcp_lab.bus import CandleMessage
+from tcp_lab.strategies import candle_arrays
 from tcp_lab.timeframes import CANDLE_COLUMNS
 
 __all__ = ["Window", "of_frame", "of_message", "appended", "rows", "last_ts"]
@@ -27,12 +28,13 @@ def _dtype(column: str) -> type:
 
 
 def of_frame(frame: pd.DataFrame) -> Window:
-    """The window of a candle frame (index = close times), oldest first."""
-    index = pd.DatetimeIndex(frame.index)
-    out: Window = {"ts": index.tz_convert("UTC").as_unit("us").asi8.astype(np.int64)}
-    for c in CANDLE_COLUMNS:
-        out[c] = np.ascontiguousarray(frame[c].to_numpy(), dtype=_dtype(c))
-    return out
+    """The window of a candle frame (index = close times), oldest first.
+
+    :func:`~tcp_lab.strategies.candle_arrays` of its candle columns, each in
+    the dtype a message gives it.
+    """
+    arrays = candle_arrays(frame[list(CANDLE_COLUMNS)])
+    return {k: np.ascontiguousarray(v, dtype=_dtype(k)) for k, v in arrays.items()}
 
 
 def of_message(msg: CandleMessage) -> Window:

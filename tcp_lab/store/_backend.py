@@ -25,10 +25,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Dialect
 
-from tcp_lab.store._lease import Lease, LocalLeases
+from tcp_lab.store._lease import Lease
 
-__all__ = ["Backend", "Tx", "Columns", "RowsWrite", "UNIX_EPOCH", "upsert_from", "column_kind",
-           "python_rows"]
+__all__ = ["Backend", "Tx", "Columns", "RowsWrite", "UNIX_EPOCH", "upsert_from", "rows_from",
+           "column_kind", "python_rows"]
 
 T = TypeVar("T")
 Columns = Mapping[str, np.ndarray]
@@ -171,7 +171,10 @@ class Backend(abc.ABC):
         shape = ("rows", write.table.name, names, n, write.update_only)
         compiled = self._shapes.get(shape)
         if compiled is None:
-            compiled = self.template(_rows_statement(write.table, names, n, write.update_only))
+            source = sa.values(*(sa.column(c) for c in names), name="v").data(
+                [tuple(sa.bindparam(f"r{i}_{c}") for c in names) for i in range(n)])
+            compiled = self.template(rows_from(write.table, source, names,
+                                               update_only=write.update_only))
             if len(self._shapes) < 512:
                 self._shapes[shape] = compiled
         values = {f"r{i}_{c}": row[c] for i, row in enumerate(write.rows) for c in names}
@@ -190,13 +193,9 @@ class Backend(abc.ABC):
         Timestamps come back as ``datetime64[us, UTC]``, NULL floats as NaN.
         """
 
+    @abc.abstractmethod
     def lease(self, role: str) -> Lease:
-        """Hold ``role`` for this database until released; raise if another holder has it.
-
-        The base implementation is unique within this process (enough for a
-        database only one process can write); a server backend overrides it.
-        """
-        return LocalLeases.acquire(f"{self.name}:{self.url}", role, self.url)
+        """Hold ``role`` for this database until released; raise if another holder has it."""
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
@@ -270,14 +269,17 @@ def upsert_from(
 
 
 
-def _rows_statement(table: sa.Table, names: Sequence[str], n: int,
-                    update_only: bool) -> sa.Executable:
-    """Upsert (or update) ``n`` rows given as bind parameters ``r{i}_{column}``."""
-    source = sa.values(*(sa.column(c) for c in names), name="v").data(
-        [tuple(sa.bindparam(f"r{i}_{c}") for c in names) for i in range(n)])
+def rows_from(table: sa.Table, source: sa.FromClause, names: Sequence[str], *,
+              update_only: bool, conflict: bool = True) -> sa.Executable:
+    """Write the rows of ``source`` (columns ``names``) into ``table``.
+
+    An upsert by the primary key (a plain INSERT with ``conflict=False``), or
+    with ``update_only`` an UPDATE of the rows whose key matches. Every value
+    is cast to its column's type.
+    """
     cast = {c: sa.cast(source.c[c], table.c[c].type) for c in names}
     if not update_only:
-        return upsert_from(table, {}, source, update=True, cast=cast)
+        return upsert_from(table, {}, source, update=True, conflict=conflict, cast=cast)
     key = [c.name for c in table.primary_key.columns]
     return (sa.update(table)
             .where(*(table.c[k] == cast[k] for k in key))

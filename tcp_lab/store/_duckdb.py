@@ -31,7 +31,15 @@ from sqlalchemy.engine import make_url
 
 from tcp_lab.errors import ConfigError, DataError, ServiceError, TcpLabError
 from tcp_lab.settings import redact_url
-from tcp_lab.store._backend import Backend, Columns, RowsWrite, Tx, column_kind, upsert_from
+from tcp_lab.store._backend import (
+    Backend,
+    Columns,
+    RowsWrite,
+    Tx,
+    column_kind,
+    rows_from,
+    upsert_from,
+)
 from tcp_lab.store._lease import Lease, LocalLeases
 
 __all__ = ["DuckDBBackend", "DuckDBDialect"]
@@ -323,15 +331,8 @@ class DuckDBBackend(Backend):
         compiled = self._shapes.get(shape)
         if compiled is None:
             source = sa.table(name, *(sa.column(c) for c in columns))
-            cast = {c: sa.cast(source.c[c], write.table.c[c].type) for c in columns}
-            if write.update_only:
-                key = [c.name for c in write.table.primary_key.columns]
-                stmt: sa.Executable = (
-                    sa.update(write.table).where(*(write.table.c[k] == cast[k] for k in key))
-                    .values({c: cast[c] for c in columns if c not in key}))
-            else:
-                stmt = upsert_from(write.table, {}, source, update=True, conflict=conflict,
-                                   cast=cast)
+            stmt = rows_from(write.table, source, columns, update_only=write.update_only,
+                             conflict=conflict)
             compiled = self._shapes[shape] = self.compile(stmt)
         return compiled[0]
 

@@ -140,18 +140,21 @@ def frame_of(arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
 
 
 def last_decision(strategy: BaseStrategy,
-                  window: pd.DataFrame | Mapping[str, np.ndarray]) -> Decision:
+                  window: pd.DataFrame | Mapping[str, np.ndarray], *,
+                  label: str | None = None) -> Decision:
     """Run ``strategy`` on ``window`` (closed candles, oldest first) and decide on its last row.
 
     ``window`` is a candle frame or its arrays (:func:`candle_arrays`); the
-    strategy's array path is used when it has one.
+    strategy's array path is used when it has one. ``label`` names the
+    strategy in errors (default ``repr(strategy)``; a bot passes its own,
+    built once).
 
     Raises
     ------
     StrategyError
         The strategy's output is malformed (wrong type, length or dtype).
     """
-    label = repr(strategy)
+    label = repr(strategy) if label is None else label
     if strategy.has_array_path:
         arrays = candle_arrays(window) if isinstance(window, pd.DataFrame) else window
         n = len(arrays["ts"])

@@ -116,3 +116,12 @@ def test_appended_keeps_exactly_the_last_size_rows(have, add, size):
     expected = W.of_frame(candles.iloc[max(0, have + add - size):])
     for k in expected:
         np.testing.assert_array_equal(out[k], expected[k])
+
+
+def test_a_received_candle_the_store_lacks_is_processed_in_time_order():
+    store = FakeStore()
+    candles = make_candles(100, seed=13)
+    store.save_candles(candles.drop(candles.index[50]), EXCHANGE, SYMBOL, TIMEFRAME)
+    bot = Bot(make_config(), store)
+    steps = bot.catch_up(extra=_messages(candles.iloc[[50]])[0])  # from the bus, not stored
+    assert [s.ts for s in steps] == list(candles.index)
