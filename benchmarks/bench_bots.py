@@ -63,7 +63,7 @@ def zigzag(n: int, start: int = 0) -> pd.DataFrame:
 def config(i: int) -> BotConfig:
     return BotConfig(name=f"bench{i:03d}", strategy="sma_cross",
                      parameters={"fast": 2, "slow": 3}, exchange=EXCHANGE, symbol=SYMBOL,
-                     timeframe=TIMEFRAME, start="latest", fee=0.001, slippage=0.0005)
+                     timeframe=TIMEFRAME, start="latest", fees=0.001, slippage=0.0005)
 
 
 def _pcts(values: list[float]) -> dict[str, float]:

@@ -77,7 +77,7 @@ def _stream(reps: int) -> None:
 
 def _warm_worker() -> None:
     """Load tcp_lab and the sweep kernels (numba cache) in a worker, as later tasks will."""
-    from tcp_lab.backtest.sweep import sweep
+    from tcp_lab.backtest.param_sweep import sweep
     from tcp_lab.testing import make_candles
 
     candles = make_candles(300, seed=1)
@@ -111,7 +111,7 @@ def _cpu(client: Any) -> float:
 
 def _timed_sweep(candles: pd.DataFrame, grid: dict,
                  client: Any = None) -> tuple[pd.DataFrame, float, float]:
-    from tcp_lab.backtest.sweep import sweep
+    from tcp_lab.backtest.param_sweep import sweep
 
     cpu = _cpu(client)
     started = time.perf_counter()

@@ -3,7 +3,7 @@
 The grid is the SMA cross ``fast`` 5..104 x ``slow`` 20..218 step 2 with
 ``fast < slow``: 8,151 combinations. Rows:
 
-* ``sweep fused`` — :func:`tcp_lab.backtest.sweep.sweep` on 100,000 candles
+* ``sweep fused`` — :func:`tcp_lab.backtest.param_sweep.sweep` on 100,000 candles
   (the fused MA-cross kernel), the full grid;
 * ``sweep generic`` — the same strategy forced through the generic path
   (``strategy.compute`` per combination + the fill kernel) on a subset;
@@ -70,7 +70,7 @@ def _measure(kind: str, n: int, job: Any, queue: Any) -> None:
 
     ``job`` is a list of combinations for vectorbt, ``(grid, n_random)`` for a sweep.
     """
-    from tcp_lab.backtest.sweep import sweep
+    from tcp_lab.backtest.param_sweep import sweep
     from tcp_lab.testing import make_candles
 
     candles = make_candles(n, seed=42)

@@ -106,8 +106,8 @@ def _bot_replay(settings: Settings, candles: pd.DataFrame, result: Any) -> dict[
     config = BotConfig.from_mapping({
         "name": "demo-sma-btc", "strategy": STRATEGY, "parameters": PARAMETERS,
         "exchange": EXCHANGE, "symbol": result.symbol, "timeframe": TIMEFRAME,
-        "initial_balance": result.options["init_cash"], "fee": result.options["fees"],
-        "slippage": result.options["slippage"], "position_size": 1.0, "start": "earliest",
+        "init_cash": result.options["init_cash"], "fees": result.options["fees"],
+        "slippage": result.options["slippage"], "size": 1.0, "start": "earliest",
     }, source="the demo")
     store = open_store(settings.database_url)
     try:

@@ -206,7 +206,10 @@ def _utc_index(idx: pd.Index, name: str) -> pd.DatetimeIndex:
             f"{name}: timestamps have no time zone",
             hint="candles are stamped in UTC: use df.tz_localize('UTC') if they are UTC",
         )
-    return idx.tz_convert("UTC").as_unit("us").rename("ts")
+    idx = idx.tz_convert("UTC")
+    if idx.unit != "us":  # as_unit copies even when the unit is already right
+        idx = idx.as_unit("us")
+    return idx.rename("ts")
 
 
 def validate_candles(
@@ -220,7 +223,9 @@ def validate_candles(
     Normalised means: index ``ts`` as ``datetime64[us, UTC]`` sorted ascending,
     float64 prices/volume, int64 ``trade_count``, only the schema's columns.
     A ``ts`` column is used as the index when present. Non-UTC tz-aware times
-    are converted (the instant is kept); naive times are rejected.
+    are converted (the instant is kept); naive times are rejected. Columns
+    that are already right are not copied (the result shares them with
+    ``candles``, copy-on-write).
 
     Parameters
     ----------
@@ -231,6 +236,11 @@ def validate_candles(
     name
         How to call the frame in error messages (``"candles for BTC/USDT 1m"``).
 
+    Returns
+    -------
+    DataFrame
+        The normalised candles (a new frame, never ``candles`` itself).
+
     Raises
     ------
     DataError
@@ -238,6 +248,16 @@ def validate_candles(
         ``high < low`` or a high/low that does not bracket open and close,
         duplicate timestamps, naive timestamps, timestamps off the grid. The
         message names the offending rows.
+
+    Examples
+    --------
+    >>> from tcp_lab.testing import make_candles
+    >>> validate_candles(make_candles(3, "5m"), "5m").index.dtype
+    datetime64[us, UTC]
+    >>> validate_candles(make_candles(3, "5m"), "1h")
+    Traceback (most recent call last):
+    ...
+    tcp_lab.errors.DataError: candles: timestamps not on the 1h close grid in 3 row(s) at ...
     """
     if not isinstance(candles, pd.DataFrame):
         raise DataError(f"{name}: expected a pandas DataFrame, got {type(candles).__name__}")
@@ -263,7 +283,70 @@ def validate_candles(
                 a = pd.to_numeric(a, errors="raise")
             except (ValueError, TypeError) as e:
                 raise DataError(f"{name}: non-numeric values in column {c!r} ({e})") from None
-        arrays[c] = np.asarray(a, dtype=np.float64)
+        keep = c == "trade_count" and a.dtype == np.int64  # the one pass takes int64 counts
+        arrays[c] = a if keep else np.asarray(a, dtype=np.float64)
+    out = _checked_in_one_pass(df, cols, idx, arrays, timeframe)
+    if out is not None:
+        return out
+    arrays["trade_count"] = np.asarray(arrays["trade_count"], dtype=np.float64)
+    return _check_with_numpy(idx, arrays, timeframe, name)
+
+
+def _checked_in_one_pass(
+    df: pd.DataFrame,
+    cols: list[str],
+    idx: pd.DatetimeIndex,
+    arrays: dict[str, np.ndarray],
+    timeframe: str | Timeframe | None,
+) -> pd.DataFrame | None:
+    """The normalised candles if one compiled pass finds them valid, else None.
+
+    None leaves the verdict (and the message naming the rows) to the numpy
+    checks: a broken rule, a bad timeframe, duplicate column names, NaT.
+    """
+    from tcp_lab._validate_nb import ORDER, first_bad_rows  # numba loads on first use
+
+    try:
+        tf_us = 0 if timeframe is None else parse_timeframe(timeframe).us
+    except DataError:
+        return None  # raised by the numpy checks, after any error in the data
+    if not df.columns.is_unique:
+        return None
+    first = first_bad_rows(idx.asi8, *(arrays[c] for c in CANDLE_COLUMNS), tf_us)
+    if (np.delete(first, ORDER) >= 0).any():
+        return None
+    out = _frame(df, cols, idx, arrays)
+    if first[ORDER] < 0:
+        return out
+    out = out.sort_index()  # unsorted: sort, then duplicates (and NaT) are out of order
+    return out if (np.diff(out.index.asi8) > 0).all() else None
+
+
+def _frame(
+    df: pd.DataFrame, cols: list[str], idx: pd.DatetimeIndex, arrays: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """``df`` with index ``idx`` and only ``cols``, converting only what needs it."""
+    out = df.set_axis(idx, axis=0)  # a new frame, sharing the columns copy-on-write
+    if list(out.columns) != cols:
+        out = out[cols]
+    for c, dtype in out.dtypes.items():
+        if c == "trade_count":
+            if dtype != np.int64:
+                out[c] = arrays[c].astype(np.int64)
+        elif dtype != np.float64:
+            out[c] = arrays[c]
+    out.columns = pd.Index(cols)  # not the caller's column index (its name, its dtype)
+    out.attrs = {}
+    return out
+
+
+def _check_with_numpy(
+    idx: pd.DatetimeIndex,
+    arrays: dict[str, np.ndarray],
+    timeframe: str | Timeframe | None,
+    name: str,
+) -> pd.DataFrame:
+    """The rules in numpy, naming every offending row; sorts unsorted candles."""
     out = pd.DataFrame(arrays, index=idx, copy=False)
     prices = np.column_stack([arrays[c] for c in ("open", "high", "low", "close")])
     bad = ~np.isfinite(prices).all(axis=1) | (prices <= 0).any(axis=1)

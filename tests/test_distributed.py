@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tcp_lab.backtest.sweep import sweep
+from tcp_lab.backtest.param_sweep import sweep
 from tcp_lab.distributed import (
     Task,
     close_client,
@@ -130,7 +130,7 @@ def test_sweep_on_cluster_equals_in_process(case, chunk_size, candles, on_cluste
 ])
 def test_cluster_chunking_spreads_the_grid_without_tiny_tasks(n_bars, threads, smallest,
                                                               at_least):
-    sweep_module = importlib.import_module("tcp_lab.backtest.sweep")
+    sweep_module = importlib.import_module("tcp_lab.backtest.param_sweep")
     cls = type(get_strategy("sma_cross"))
     combos = cls.parameter_grid(fast=range(5, 105), slow=range(20, 220, 2))
     assert len(combos) == 8151
@@ -145,7 +145,7 @@ def test_cluster_chunking_spreads_the_grid_without_tiny_tasks(n_bars, threads, s
 
 
 def test_tiny_sweep_on_a_cluster_is_one_task():
-    sweep_module = importlib.import_module("tcp_lab.backtest.sweep")
+    sweep_module = importlib.import_module("tcp_lab.backtest.param_sweep")
     cls = type(get_strategy("rsi_reversion"))
     combos = cls.parameter_grid(period=[7, 14], lower=[20.0, 30.0], upper=[70.0, 80.0])
     _, chunks = sweep_module._chunks(cls, combos, 5000, {"direction": "long"}, None, 8)
@@ -161,7 +161,7 @@ def test_unset_scheduler_runs_in_process():
 
 @pytest.mark.slow
 def test_unset_scheduler_never_imports_dask(tmp_path):
-    code = ("import sys; from tcp_lab.backtest.sweep import sweep; "
+    code = ("import sys; from tcp_lab.backtest.param_sweep import sweep; "
             "from tcp_lab.testing import make_candles; "
             "sweep('sma_cross', make_candles(500), {'fast': [3], 'slow': [9]}, progress=False); "
             "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))")

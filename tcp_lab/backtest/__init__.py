@@ -1,7 +1,7 @@
 """Backtests: the vectorized engine (vectorbt), honest metrics, stored runs, sweeps.
 
 vectorbt lives here and nowhere else. ``sweep`` loads lazily from
-:mod:`tcp_lab.backtest.sweep`.
+:mod:`tcp_lab.backtest.param_sweep`.
 
 >>> from tcp_lab.backtest import run_backtest          # doctest: +SKIP
 >>> result = run_backtest("sma_cross", candles)         # doctest: +SKIP
@@ -18,7 +18,7 @@ from tcp_lab.backtest.result import BacktestResult
 
 __all__ = ["run_backtest", "BacktestResult", "sweep"]
 
-_LAZY = {"sweep": "tcp_lab.backtest.sweep"}
+_LAZY = {"sweep": "tcp_lab.backtest.param_sweep"}
 
 
 def __getattr__(name: str) -> Any:
@@ -31,4 +31,4 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tcp_lab.backtest.sweep import sweep
+    from tcp_lab.backtest.param_sweep import sweep

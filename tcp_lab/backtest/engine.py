@@ -1,11 +1,14 @@
-"""The vectorized backtest: one strategy, one candle frame, one vectorbt simulation.
+"""The backtest: one strategy, one candle frame, one run of the execution engine.
 
 A signal computed on the candle that closes at ``T`` fills at that candle's
 close by default (``price="close"``): exactly what a live bot sees when it
 acts on a closed candle. ``price="next_open"`` fills at the next candle's
-open instead. vectorbt gets numpy arrays only (a tz-aware pandas index makes
-some of its paths ~40x slower with pandas 3); results come back indexed by
-the candles' tz-aware UTC close times.
+open instead. Stops, targets and trailing stops are resolved on the candles
+(the OHLC rule) or, given ``trades=``, on the market trades; the rules are
+in :mod:`tcp_lab.execution.kernel`. The simulation is
+:func:`tcp_lab.execution.simulate.simulate_nb`, the kernel the sweep and the
+paper bot drive too; vectorbt is the reference the tests compare with and
+an export (:meth:`BacktestResult.to_vectorbt`).
 """
 
 from __future__ import annotations
@@ -18,17 +21,22 @@ import numpy as np
 import pandas as pd
 
 from tcp_lab.backtest.result import BacktestResult
+from tcp_lab.backtest.trade_source import TradeArrays, TradeChunks
 from tcp_lab.errors import ConfigError, DataError, StrategyError
+from tcp_lab.execution import DIRECTIONS, PRICES, SIZE_TYPES, TradingOptions, route_signals
+from tcp_lab.execution.account import N_STATE, open_account_nb
+from tcp_lab.execution.simulate import open_trip_nb, run_bars_nb
 from tcp_lab.strategies import BaseStrategy, StrategyOutput, check_output, get_strategy
 from tcp_lab.timeframes import Timeframe, parse_timeframe, validate_candles
 
-__all__ = ["run_backtest", "infer_timeframe", "DIRECTIONS", "PRICES", "SIZE_TYPES"]
+__all__ = ["run_backtest", "infer_timeframe", "simulate_output", "intrabar_report",
+           "DIRECTIONS", "PRICES", "SIZE_TYPES", "INTRABAR"]
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("long", "longshort")
-PRICES = ("close", "next_open")
-SIZE_TYPES = ("percent", "value", "amount")
+INTRABAR = ("ohlc", "trades")
+_NONE_F = np.zeros(0)
+_NONE_I = np.zeros(0, dtype=np.int64)
 
 
 def infer_timeframe(index: pd.DatetimeIndex) -> Timeframe:
@@ -54,51 +62,59 @@ def infer_timeframe(index: pd.DatetimeIndex) -> Timeframe:
     return parse_timeframe(f"{int(seconds // 60)}m")  # canonicalised: 60m -> 1h
 
 
-def _check_options(
-    fees: float, slippage: float, init_cash: float, size: float, size_type: str,
-    direction: str, price: str,
-) -> None:
-    def bad(what: str, hint: str) -> ConfigError:
-        return ConfigError(f"run_backtest: {what}", hint=hint)
-
-    if direction not in DIRECTIONS:
-        raise bad(f"direction={direction!r}, expected one of {DIRECTIONS}",
-                  "use 'long' or 'longshort'")
-    if price not in PRICES:
-        raise bad(f"price={price!r}, expected one of {PRICES}",
-                  "use 'close' (default) or 'next_open'")
-    if size_type not in SIZE_TYPES:
-        raise bad(f"size_type={size_type!r}, expected one of {SIZE_TYPES}", "default 'percent'")
-    if not (0 <= fees < 1) or not (0 <= slippage < 1):
-        raise bad(f"fees={fees!r}, slippage={slippage!r}: expected fractions in [0, 1)",
-                  "0.001 is 0.1 % per fill")
-    if not init_cash > 0:
-        raise bad(f"init_cash={init_cash!r} must be positive", "e.g. init_cash=10_000")
-    if not size > 0 or (size_type == "percent" and size > 1):
-        raise bad(f"size={size!r} with size_type={size_type!r}",
-                  "percent: a fraction of equity in (0, 1]; value/amount: a positive number")
-    if size_type == "percent" and size < 1 and direction == "longshort":
-        raise bad("size < 1 of equity cannot reverse positions (vectorbt limitation)",
-                  "use size=1.0, size_type='value', or direction='long'")
-
-
-def _vbt_signals(
-    out: StrategyOutput, direction: str, shift: bool
-) -> dict[str, np.ndarray]:
-    """numpy signal arrays for ``Portfolio.from_signals`` (shifted one bar for next_open)."""
-    cols = {"entries": out.entries, "exits": out.exits}
-    if direction == "longshort" and (out.short_entries is not None or out.short_exits is not None):
-        n = len(out.entries)
-        none = np.zeros(n, dtype=bool)
-        cols["short_entries"] = none if out.short_entries is None else out.short_entries
-        cols["short_exits"] = none if out.short_exits is None else out.short_exits
-    arrays = {k: np.asarray(v, dtype=bool) for k, v in cols.items()}
+def _levels(values: pd.Series | None, shift: bool) -> np.ndarray | None:
+    if values is None:
+        return None
+    a = np.asarray(values, dtype=np.float64)
     if shift:
-        for k, a in arrays.items():
-            s = np.zeros_like(a)
-            s[1:] = a[:-1]
-            arrays[k] = s
-    return arrays
+        a = np.concatenate(([np.nan], a[:-1]))
+    return a
+
+
+def simulate_output(
+    candles: pd.DataFrame, output: StrategyOutput, opts: TradingOptions,
+    trades: TradeChunks | None = None,
+) -> tuple[np.ndarray, ...]:
+    """Run the engine on validated candles and a checked strategy output.
+
+    With ``trades``, stops and targets are resolved on them, one chunk of
+    candles (and their trades) at a time, the account carried across chunks.
+    Returns :func:`~tcp_lab.execution.simulate.simulate_nb`'s ``(equity,
+    position, orders, trips, state)``.
+    """
+    shift = opts.price == "next_open"
+    flags = route_signals(
+        opts.direction, *(None if s is None else np.asarray(s, dtype=bool) for s in (
+            output.entries, output.exits, output.short_entries, output.short_exits)))
+    if shift:
+        flags = tuple(np.concatenate(([False], f[:-1])) for f in flags)
+    flags = tuple(np.ascontiguousarray(f) for f in flags)
+    n = len(candles)
+    stop = _levels(output.stop_price, shift)
+    target = _levels(output.target_price, shift)
+    if stop is not None or target is not None:
+        stop = np.full(n, np.nan) if stop is None else stop
+        target = np.full(n, np.nan) if target is None else target
+    else:
+        stop = target = _NONE_F
+    bars = [np.ascontiguousarray(candles[c].to_numpy(), dtype=np.float64)
+            for c in ("open", "high", "low", "close")]
+    chunks = trades if trades is not None else [
+        (0, n, TradeArrays(_NONE_F, _NONE_F, _NONE_F, _NONE_I, _NONE_I, _NONE_F, _NONE_F))]
+    state = np.empty(N_STATE)
+    open_account_nb(state, float(opts.init_cash))
+    kernel_opts = opts.kernel_options()
+    equity, position = np.empty(n), np.empty(n)
+    orders, trips, entry_idx = [], [], -1
+    for a, b, t in chunks:
+        levels = (stop[a:b], target[a:b]) if len(stop) else (stop, target)
+        o, r, entry_idx = run_bars_nb(
+            state, entry_idx, a, *(x[a:b] for x in bars), *(f[a:b] for f in flags), *levels,
+            shift, kernel_opts, tuple(t), equity[a:b], position[a:b])
+        orders.append(o)
+        trips.append(r)
+    trips.append(open_trip_nb(state, entry_idx, n - 1, bars[3][-1]))
+    return equity, position, np.concatenate(orders), np.concatenate(trips), state
 
 
 def run_backtest(
@@ -113,11 +129,18 @@ def run_backtest(
     size_type: str = "percent",
     direction: str = "long",
     price: str = "close",
+    stop_loss: float | None = None,
+    take_profit: float | None = None,
+    trailing_stop: float | None = None,
+    latency_ms: float | None = None,
+    max_volume_share: float | None = None,
+    trades: pd.DataFrame | str | None = None,
+    intrabar: str | None = None,
     timeframe: str | Timeframe | None = None,
     symbol: str | None = None,
     exchange: str | None = None,
 ) -> BacktestResult:
-    """Backtest a strategy on candles with vectorbt and our own metrics.
+    """Backtest a strategy on candles with the execution engine and our own metrics.
 
     Parameters
     ----------
@@ -128,53 +151,55 @@ def run_backtest(
         Candle frame (validated with :func:`tcp_lab.timeframes.validate_candles`).
     parameters
         Strategy parameters when ``strategy`` is a name.
-    fees
-        Fraction of the traded value paid per fill (0.001 = 0.1 %).
-    slippage
-        Fraction the fill price moves against us (buys higher, sells lower).
-    init_cash
-        Starting capital (quote currency).
-    size, size_type
-        ``"percent"``: fraction of equity per entry (1.0 = all in);
-        ``"value"``: a fixed quote amount per entry; ``"amount"``: a fixed
-        number of base units per entry.
-    direction
-        ``"long"`` (short signals ignored) or ``"longshort"``. Without
-        ``short_entries``/``short_exits`` a long/short run reverses: exits
-        open a short, entries close it and go long.
-    price
-        ``"close"``: fill at the close of the signal's candle (what a live
-        bot does); ``"next_open"``: fill at the next candle's open (a signal on
-        the last candle is not filled).
+    fees, slippage, init_cash, size, size_type, direction, price
+    stop_loss, take_profit, trailing_stop
+        The trading options (:class:`~tcp_lab.execution.TradingOptions`):
+        fees and slippage per fill, starting cash, sizing (``"percent"`` of
+        equity, a quote ``"value"`` or a base ``"amount"`` per entry),
+        ``"long"`` or ``"longshort"``, fills at the signal candle's
+        ``"close"`` or the ``"next_open"``; stop, target and trailing stop as
+        fractions of the entry fill price (None: off).
+    latency_ms, max_volume_share
+        On market trades only: a triggered stop fills at the first trade at or
+        after trigger + latency; a fill takes at most this share of each
+        trade's amount, the rest on later trades (see
+        :mod:`tcp_lab.execution.on_trades`).
+    trades
+        Market trades to resolve stops and targets on: a frame with ``ts``
+        (tz-aware), ``price`` and ``amount`` columns, or ``"store"`` to read
+        the stored trades of ``exchange``/``symbol`` for the candles' range.
+    intrabar
+        ``"ohlc"`` (default without trades) or ``"trades"`` (default with).
     timeframe
         Candle timeframe; inferred from the index when omitted. Sets
         ``bars_per_year`` for Sharpe/Sortino.
     symbol, exchange
-        Labels stored with the result (and stored runs).
+        Labels stored with the result (and stored runs); ``trades="store"``
+        reads their trades.
 
     Returns
     -------
     BacktestResult
-        ``metrics``, ``trades``, ``equity``, ``signals``, figures.
+        ``metrics``, ``trades`` (round trips with their ``exit_reason``),
+        ``equity``, ``signals``, figures, :meth:`~BacktestResult.to_vectorbt`.
 
     Raises
     ------
     DataError
-        Invalid candles.
+        Invalid candles or trades.
     StrategyError
         Unknown strategy, bad parameters, or a malformed ``compute`` output.
     ConfigError
-        An invalid option (direction, price, size…).
+        An invalid option (direction, price, size, stop…).
 
     Examples
     --------
     >>> from tcp_lab.testing import make_candles
-    >>> r = run_backtest("sma_cross", make_candles(5000), parameters={"fast": 10, "slow": 30})
+    >>> r = run_backtest("sma_cross", make_candles(5000), parameters={"fast": 10, "slow": 30},
+    ...                  stop_loss=0.01)
     >>> sorted(r.metrics)[:3]
-    ['avg_trade_return', 'buy_and_hold_return', 'cagr']
+    ['ambiguous_bars', 'avg_trade_return', 'buy_and_hold_return']
     """
-    import vectorbt as vbt
-
     if isinstance(strategy, str):
         strategy = get_strategy(strategy, parameters)
     elif parameters is not None:
@@ -184,7 +209,12 @@ def run_backtest(
         )
     if not isinstance(strategy, BaseStrategy):
         raise StrategyError(f"run_backtest: expected a strategy, got {type(strategy).__name__}")
-    _check_options(fees, slippage, init_cash, size, size_type, direction, price)
+    opts = TradingOptions.from_mapping(
+        dict(fees=fees, slippage=slippage, init_cash=init_cash, size=size, size_type=size_type,
+             direction=direction, price=price, stop_loss=stop_loss, take_profit=take_profit,
+             trailing_stop=trailing_stop, latency_ms=latency_ms,
+             max_volume_share=max_volume_share), owner="run_backtest")
+    intrabar = _intrabar(intrabar, trades, opts)
     label = f"candles for {symbol}" if symbol else "candles"
     candles = validate_candles(candles, timeframe, name=label)
     if len(candles) < 2:
@@ -198,48 +228,70 @@ def run_backtest(
                 f"{label}: spaced {tf.name} apart but not on the {tf.name} close grid",
                 hint="stamp candles with their close time, or pass timeframe=",
             )
-
     output = check_output(strategy.compute(candles), candles, repr(strategy))
-    signals = _vbt_signals(output, direction, shift=price == "next_open")
-    close = candles["close"].to_numpy()
-    fill_price = candles["open"].to_numpy() if price == "next_open" else close
-    if size_type == "percent" and size >= 1:
-        vbt_size, vbt_size_type = np.inf, "amount"
-    else:
-        vbt_size, vbt_size_type = size, size_type
-    try:
-        pf = vbt.Portfolio.from_signals(
-            close,
-            price=fill_price,
-            size=vbt_size,
-            size_type=vbt_size_type,
-            fees=fees,
-            slippage=slippage,
-            init_cash=init_cash,
-            direction=None if "short_entries" in signals else
-            ("both" if direction == "longshort" else "longonly"),
-            use_stops=False,
-            freq=tf.delta,
-            **signals,
-        )
-    except (ValueError, TypeError) as e:
-        raise StrategyError(f"vectorbt simulation of {strategy!r} failed: {e}") from e
-    return BacktestResult.from_portfolio(
-        pf,
-        strategy=strategy,
-        candles=candles,
-        output=output,
-        timeframe=tf,
-        options={
-            "fees": fees,
-            "slippage": slippage,
-            "init_cash": init_cash,
-            "size": size,
-            "size_type": size_type,
-            "direction": direction,
-            "price": price,
-        },
-        symbol=symbol,
-        exchange=exchange,
-    )
+    bar_trades = None
+    if intrabar == "trades":
+        bar_trades = TradeChunks(trades, candles, exchange=exchange, symbol=symbol,
+                                 timed=opts.needs_trade_times)
+    return _result(strategy, candles, output, opts, tf, bar_trades, symbol, exchange,
+                   trades if intrabar == "trades" else None)
 
+
+def _result(strategy: BaseStrategy, candles: pd.DataFrame, output: StrategyOutput,
+            opts: TradingOptions, tf: Timeframe, bar_trades: TradeChunks | None,
+            symbol: str | None, exchange: str | None, source: Any) -> BacktestResult:
+    sim = simulate_output(candles, output, opts, bar_trades)
+    result = BacktestResult.from_simulation(
+        sim, strategy=strategy, candles=candles, output=output, timeframe=tf,
+        options=opts.to_dict() | {"intrabar": "ohlc" if bar_trades is None else "trades"},
+        symbol=symbol, exchange=exchange, trades_source=source)
+    result.bar_trades = bar_trades
+    result.strategy = strategy
+    return result
+
+
+def intrabar_report(result: BacktestResult, trades: pd.DataFrame | str | None = None) -> Any:
+    """The run ``result`` resolved both on candles and on trades (see
+    :meth:`BacktestResult.intrabar_report`)."""
+    from tcp_lab.backtest.intrabar import compare_intrabar
+
+    if result.candles is None or result.output is None or result.strategy is None:
+        raise DataError(f"backtest run {result.run_id}: a loaded run has no strategy output",
+                        hint="re-run it with run_backtest(...) on the same candles")
+    opts = TradingOptions.from_mapping(
+        {k: v for k, v in result.options.items() if k != "intrabar"}, owner="intrabar_report")
+    if trades is None and result.bar_trades is None:
+        raise ConfigError("intrabar_report: this run was resolved on candles only",
+                          hint="pass trades=<DataFrame ts, price, amount> or trades='store'")
+    _intrabar("trades", trades if trades is not None else result.trades_source, opts)
+    bar_trades = result.bar_trades
+    source = result.trades_source
+    if trades is not None:
+        bar_trades = TradeChunks(trades, result.candles, exchange=result.exchange,
+                                 symbol=result.symbol, timed=opts.needs_trade_times)
+        source = trades
+    args = (result.strategy, result.candles, result.output, opts, result.timeframe)
+    where = (result.symbol, result.exchange)
+    ohlc = _result(*args, None, *where, None)
+    on_trades = _result(*args, bar_trades, *where, source)
+    return compare_intrabar(ohlc, on_trades)
+
+
+def _intrabar(intrabar: str | None, trades: object, opts: TradingOptions) -> str:
+    if intrabar is None:
+        intrabar = "ohlc" if trades is None else "trades"
+    if intrabar not in INTRABAR:
+        raise ConfigError(f"run_backtest: intrabar={intrabar!r}, expected one of {INTRABAR}",
+                          hint="'ohlc' resolves stops on candles, 'trades' on market trades")
+    if intrabar == "ohlc" and opts.needs_trade_times:
+        raise ConfigError("run_backtest: latency_ms and max_volume_share act on market trades",
+                          hint="pass trades=<DataFrame ts, price, amount> or trades='store'")
+    if intrabar == "trades":
+        if trades is None:
+            raise ConfigError("run_backtest: intrabar='trades' needs trades=",
+                              hint="pass trades=<DataFrame ts, price, amount> or trades='store'")
+        if opts.price != "close":
+            raise ConfigError("run_backtest: trades resolve stops for entries at the close; "
+                              f"price={opts.price!r} is not supported with trades",
+                              hint="use price='close' with trades=, or intrabar='ohlc'")
+    return intrabar

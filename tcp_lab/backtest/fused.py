@@ -2,8 +2,9 @@
 
 For ``sma_cross`` and ``ema_cross`` a sweep need not materialise any signal
 array: each distinct window's average is computed once per chunk, and one
-pass per combination detects the crosses and runs them through the fill model
-of :mod:`tcp_lab.backtest.kernels`, in parallel over combinations.
+pass per combination detects the crosses and runs them through the execution
+engine's bar step (:func:`tcp_lab.backtest.kernels.step_nb`), in parallel over
+combinations.
 
 The averages come from the strategies' own indicator functions
 (:mod:`tcp_lab.strategies.indicators`), not from a faster formula: a cross
@@ -28,8 +29,9 @@ import numpy as np
 from numba import njit, prange
 from numba.typed import List
 
-from tcp_lab.backtest.fill_model import NO_STATS, NO_TRADE, fill_nb
-from tcp_lab.backtest.kernels import N_ACC, mark_nb, start_marks_nb, write_acc_nb
+from tcp_lab.backtest.kernels import N_ACC, start_marks_nb, step_nb, write_acc_nb
+from tcp_lab.execution.account import N_FILL, N_STATE, open_account_nb
+from tcp_lab.execution.kernel import levels_on_nb
 from tcp_lab.strategies import indicators
 
 __all__ = ["FusedKernel", "FUSED_KERNELS", "ma_cross_nb", "run_fused"]
@@ -38,15 +40,13 @@ __all__ = ["FusedKernel", "FUSED_KERNELS", "ma_cross_nb", "run_fused"]
 #: Bars per time block of :func:`ma_cross_nb`: a chunk's averages (at most ~48
 #: windows) over one block take 48 x 4096 x 8 B = 1.5 MB, within a core's L2 cache.
 BLOCK_BARS = 4096
-#: One account's running state between blocks: cash, position, debt, free cash,
-#: the open trade (4), the closed-trade sums (5) and the marks (8).
-_N_STATE = 21
+#: One combination's running state between blocks: the engine's account, then the marks (8).
+_N_STATE = N_STATE + 8
 
 
 @njit(cache=True, parallel=True)
 def ma_cross_nb(
-    close: np.ndarray,
-    price: np.ndarray,
+    bars: np.ndarray,
     table: List,
     fast_row: np.ndarray,
     slow_row: np.ndarray,
@@ -54,21 +54,22 @@ def ma_cross_nb(
     segments: np.ndarray,
     shift: int,
     reverse: bool,
-    fees: float,
-    slippage: float,
+    opts: np.ndarray,
     init_cash: float,
-    size: float,
-    size_type: int,
+    trades: tuple,
 ) -> np.ndarray:
     """Backtest MA crosses for every combination; accumulators ``(n_combos, n_segments, N_ACC)``.
 
-    ``table`` holds one array of averages per window (:meth:`FusedKernel.table`).
+    ``bars`` is float64 ``(4, n)`` (open, high, low, close); ``table`` holds
+    one array of averages per window (:meth:`FusedKernel.table`).
     Combination ``k`` enters when ``table[fast_row[k]]`` crosses above
     ``table[slow_row[k]]`` (``a[t] > b[t]`` and ``a[t-1] <= b[t-1]``) and
     exits when it crosses below; rows before ``valid_from[k]`` are undefined
     (NaN in the strategy) and never cross. ``shift=1`` acts on the previous
-    bar's signal (next-open fills, ``price`` = opens). ``reverse`` maps exits
-    to short entries (``direction="longshort"``).
+    bar's signal at this bar's open (``price="next_open"``). ``reverse`` maps
+    exits to short entries (``direction="longshort"``). ``opts[k]`` are
+    combination ``k``'s trading options; ``trades`` the market trades to
+    resolve stops and targets on (see :func:`~tcp_lab.backtest.kernels.simulate_signals_nb`).
 
     Time runs in blocks of :data:`BLOCK_BARS`: every combination (in parallel)
     trades one block, its account carried to the next, so the averages a
@@ -83,7 +84,7 @@ def ma_cross_nb(
     for s in range(segments.shape[0]):
         start, stop = segments[s, 0], segments[s, 1]
         for k in range(n_combos):
-            _open_account_nb(state[k], init_cash)
+            _open_nb(state[k], init_cash)
         for block in range(start, stop, BLOCK_BARS):
             end = min(block + BLOCK_BARS, stop)
             for k in prange(n_combos):
@@ -91,64 +92,46 @@ def ma_cross_nb(
                 first = max(block, valid_from[k] + 1 + shift)
                 if first < end:
                     _ma_cross_bars_nb(
-                        close, price, table[fast_row[k]], table[slow_row[k]], first, end, shift,
-                        reverse, fees, slippage, size, size_type, state[k],
+                        bars, table[fast_row[k]], table[slow_row[k]], first, end, shift,
+                        reverse, opts[k], state[k], trades,
                     )
         for k in range(n_combos):
             st = state[k]
-            write_acc_nb(out[k, s], init_cash, stop - start,
-                         (st[13], st[14], st[15], st[16], st[17], st[18], st[19], st[20]),
-                         (st[8], st[9], st[10], st[11], st[12]))
+            write_acc_nb(out[k, s], init_cash, stop - start, _marks(st), st[:N_STATE])
     return out
 
 
+@njit(cache=True, inline="always")
+def _marks(st):
+    m = N_STATE
+    return (st[m], st[m + 1], st[m + 2], st[m + 3], st[m + 4], st[m + 5], st[m + 6], st[m + 7])
+
+
 @njit(cache=True)
-def _open_account_nb(state, init_cash):
-    """A flat account with ``init_cash`` in ``state`` (layout: see :data:`_N_STATE`)."""
-    state[0] = init_cash
-    state[1] = 0.0
-    state[2] = 0.0
-    state[3] = init_cash
-    for q in range(4):
-        state[4 + q] = NO_TRADE[q]
-    for q in range(5):
-        state[8 + q] = NO_STATS[q]
+def _open_nb(state, init_cash):
+    """A flat account with ``init_cash`` and fresh marks in ``state`` (see :data:`_N_STATE`)."""
+    open_account_nb(state[:N_STATE], init_cash)
     marks = start_marks_nb(init_cash)
     for q in range(8):
-        state[13 + q] = marks[q]
+        state[N_STATE + q] = marks[q]
 
 
 @njit(cache=True)
-def _ma_cross_bars_nb(
-    close, price, fast, slow, first, end, shift, reverse, fees, slippage, size, size_type, state,
-):
+def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state, trades):
     """Trade bars ``[first, end)`` of one combination, its account carried in ``state``."""
-    cash, position, debt, free_cash = state[0], state[1], state[2], state[3]
-    trade = (state[4], state[5], state[6], state[7])
-    stats = (state[8], state[9], state[10], state[11], state[12])
-    marks = (state[13], state[14], state[15], state[16], state[17], state[18], state[19],
-             state[20])
+    account = state[:N_STATE]
+    fills = np.empty((2, N_FILL))
+    use_levels = levels_on_nb(opts, False)
+    marks = _marks(state)
     for i in range(first, end):
         t = i - shift
         # rows >= valid_from are defined (no NaN): "a <= b" is "not a > b"
         up = (fast[t] > slow[t]) & ~(fast[t - 1] > slow[t - 1])
         down = (fast[t] < slow[t]) & ~(fast[t - 1] < slow[t - 1])
-        signal = up | down
-        if signal:
-            cash, position, debt, free_cash, trade, stats = fill_nb(
-                cash, position, debt, free_cash, trade, stats,
-                up, down and not reverse, down and reverse, False,
-                price[i], fees, slippage, size, size_type,
-            )
-        if position != 0.0 or signal:
-            marks = mark_nb(marks, cash + position * close[i], position)
-    state[0], state[1], state[2], state[3] = cash, position, debt, free_cash
-    for q in range(4):
-        state[4 + q] = trade[q]
-    for q in range(5):
-        state[8 + q] = stats[q]
+        marks = step_nb(bars, i, up, down and not reverse, down and reverse, False, np.nan,
+                        np.nan, shift == 1, use_levels, opts, account, fills, marks, trades)
     for q in range(8):
-        state[13 + q] = marks[q]
+        state[N_STATE + q] = marks[q]
 
 
 @dataclass(frozen=True)
@@ -209,18 +192,15 @@ FUSED_KERNELS: dict[str, FusedKernel] = {
 
 def run_fused(
     name: str,
-    close: np.ndarray,
-    price: np.ndarray,
+    bars: np.ndarray,
     combos: Sequence[dict[str, Any]],
     segments: np.ndarray,
     *,
     shift: int,
     reverse: bool,
-    fees: float,
-    slippage: float,
+    opts: np.ndarray,
     init_cash: float,
-    size: float,
-    size_type: int,
+    trades: tuple,
 ) -> np.ndarray:
     """Accumulators for ``combos`` of the fused strategy ``name`` (see :func:`ma_cross_nb`)."""
     kernel = FUSED_KERNELS[name]
@@ -228,12 +208,12 @@ def run_fused(
     fast = np.array([c[p_fast] for c in combos], dtype=np.int64)
     slow = np.array([c[p_slow] for c in combos], dtype=np.int64)
     windows, inverse = np.unique(np.concatenate([fast, slow]), return_inverse=True)
-    table = kernel.table(close, windows)
+    table = kernel.table(np.ascontiguousarray(bars[3]), windows)
     return ma_cross_nb(
-        close, price, table,
+        bars, table,
         inverse[: len(combos)].astype(np.int64), inverse[len(combos):].astype(np.int64),
         kernel.valid_from(fast, slow).astype(np.int64), segments, shift, reverse,
-        fees, slippage, init_cash, size, size_type,
+        opts, init_cash, trades,
     )
 
 

@@ -1,17 +1,18 @@
 """Numba sweep kernels: signal columns in, compact per-combination metrics out.
 
 One combination is one column of signals; :func:`simulate_signals_nb` runs
-every combination (in parallel with ``prange``) through the fill model of
-:func:`tcp_lab.backtest.engine.run_backtest` (:mod:`tcp_lab.backtest.fill_model`,
-vectorbt's ``Portfolio.from_signals`` replayed operation for operation, so
-totals agree to rounding). Instead of equity curves
-they keep, per combination and per *segment* (a range of bars traded as an
-independent account), a handful of running sums (:data:`ACC_FIELDS`) from
-which :func:`tcp_lab.backtest.sweep_metrics.finalize_metrics` derives the
-metrics of :mod:`tcp_lab.backtest.metrics`.
+every combination (in parallel with ``prange``) through the execution
+engine's bar step (:func:`tcp_lab.execution.kernel.bar_nb`, the kernel of
+:func:`~tcp_lab.backtest.engine.run_backtest` and of the paper bot), each
+with its own row of trading options (stops and targets are sweepable).
+Instead of equity curves they keep, per combination and per *segment* (a
+range of bars traded as an independent account), a handful of running sums
+(:data:`ACC_FIELDS`) from which
+:func:`tcp_lab.backtest.sweep_metrics.finalize_metrics` derives the metrics
+of :mod:`tcp_lab.backtest.metrics`.
 
 Everything here takes and returns numpy arrays (``*_nb``); pandas stays in
-:mod:`tcp_lab.backtest.sweep`.
+:mod:`tcp_lab.backtest.param_sweep`.
 """
 
 from __future__ import annotations
@@ -19,23 +20,23 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from tcp_lab.backtest.fill_model import (
-    NO_STATS,
-    NO_TRADE,
-    SIZE_AMOUNT,
-    SIZE_PERCENT,
-    SIZE_VALUE,
-    fill_nb,
+from tcp_lab.execution.account import (
+    CASH,
+    GROSS_LOSS,
+    GROSS_PROFIT,
+    N_FILL,
+    N_STATE,
+    N_TRADES,
+    N_WINS,
+    POSITION,
+    SUM_RET,
+    open_account_nb,
 )
+from tcp_lab.execution.kernel import bar_nb, levels_on_nb
+from tcp_lab.execution.on_trades import trades_bar_nb
 
-__all__ = [
-    "ACC_FIELDS",
-    "SIZE_AMOUNT",
-    "SIZE_VALUE",
-    "SIZE_PERCENT",
-    "simulate_signals_nb",
-    "simulate_column_nb",
-]
+__all__ = ["ACC_FIELDS", "N_ACC", "simulate_signals_nb", "simulate_column_nb", "mark_nb",
+           "start_marks_nb", "write_acc_nb", "step_nb"]
 
 #: What the kernels accumulate per (combination, segment), in this order.
 ACC_FIELDS = (
@@ -58,38 +59,46 @@ N_ACC = len(ACC_FIELDS)
 
 @njit(cache=True, parallel=True)
 def simulate_signals_nb(
-    close: np.ndarray,
-    price: np.ndarray,
+    bars: np.ndarray,
     long_entries: np.ndarray,
     long_exits: np.ndarray,
     short_entries: np.ndarray,
     short_exits: np.ndarray,
+    stop_price: np.ndarray,
+    target_price: np.ndarray,
     segments: np.ndarray,
-    fees: float,
-    slippage: float,
+    at_open: bool,
+    opts: np.ndarray,
     init_cash: float,
-    size: float,
-    size_type: int,
+    trades: tuple,
 ) -> np.ndarray:
     """Simulate every column of signals; return accumulators ``(n_combos, n_segments, N_ACC)``.
 
     Parameters
     ----------
-    close
-        Close prices, ``(n_bars,)``: the mark-to-market price.
-    price
-        Fill prices, ``(n_bars,)``: the close, or the open for next-open fills
-        (with the signals already shifted one bar). Must be finite.
+    bars
+        float64 ``(4, n_bars)``: open, high, low, close.
     long_entries, long_exits, short_entries, short_exits
         bool ``(n_bars, n_combos)``, Fortran order (one contiguous column per
-        combination). A ``(0, 0)`` array means "never" (no long exits when
-        reversing, no short signals in long-only runs).
+        combination), the signals to act on in each bar (shifted one bar for
+        ``at_open``). A ``(0, 0)`` array means "never".
+    stop_price, target_price
+        float64 ``(n_bars, n_combos)`` (Fortran order) levels the strategy
+        sets for an entry in that bar (NaN: from the options), or ``(0, 0)``.
     segments
         int64 ``(n_segments, 2)``: ``[start, stop)`` bar ranges, each an
         independent account that starts flat with ``init_cash``.
-    fees, slippage, init_cash, size, size_type
-        As in :func:`~tcp_lab.backtest.engine.run_backtest`; all-in is
-        ``size=inf`` with :data:`SIZE_AMOUNT` (vectorbt's convention).
+    at_open
+        Signals fill at the bar's open (``price="next_open"``).
+    opts
+        float64 ``(n_combos, N_OPT)``: each combination's trading options
+        (:meth:`~tcp_lab.execution.TradingOptions.kernel_options`).
+    init_cash
+        Starting cash of every account.
+    trades
+        ``(price, ts, amount, lo, hi, low, high)`` of the market trades indexed by bar
+        (:class:`~tcp_lab.backtest.trade_source.TradeArrays`) to resolve stops
+        and targets on, or five empty arrays for the OHLC rule.
 
     Returns
     -------
@@ -98,46 +107,60 @@ def simulate_signals_nb(
     """
     n_combos = long_entries.shape[1]
     out = np.empty((n_combos, segments.shape[0], N_ACC), dtype=np.float64)
-    never = np.zeros(close.shape[0], dtype=np.bool_)
+    never = np.zeros(bars.shape[1], dtype=np.bool_)
     for col in prange(n_combos):
         lx = long_exits[:, col] if long_exits.shape[1] > 0 else never
         se = short_entries[:, col] if short_entries.shape[1] > 0 else never
         sx = short_exits[:, col] if short_exits.shape[1] > 0 else never
+        levels = stop_price.shape[1] > 0
+        sp = stop_price[:, col] if levels else np.empty(0)
+        tp = target_price[:, col] if levels else np.empty(0)
         for s in range(segments.shape[0]):
-            simulate_column_nb(
-                close, price, long_entries[:, col], lx, se, sx, segments[s, 0], segments[s, 1],
-                fees, slippage, init_cash, size, size_type, out[col, s],
-            )
+            simulate_column_nb(bars, long_entries[:, col], lx, se, sx, sp, tp, segments[s, 0],
+                               segments[s, 1], at_open, opts[col], init_cash, trades,
+                               out[col, s])
     return out
 
 
 @njit(cache=True)
-def simulate_column_nb(
-    close, price, le, lx, se, sx, start, stop, fees, slippage, init_cash, size, size_type, out,
-):
+def simulate_column_nb(bars, le, lx, se, sx, sp, tp, start, stop, at_open, opts, init_cash,
+                       trades, out):
     """One account over bars ``[start, stop)``; writes its :data:`ACC_FIELDS` into ``out``.
 
-    ``le``/``lx``/``se``/``sx`` are bool per bar (all of ``close``'s length).
+    ``le``/``lx``/``se``/``sx`` are bool per bar (all of the bars' length);
+    ``sp``/``tp`` the strategy's levels per bar, or empty.
     Only bars with a signal or an open position cost anything: a flat bar's
     return is exactly 0.
     """
-    cash = init_cash
-    position = 0.0
-    debt = 0.0
-    free_cash = init_cash
-    trade = NO_TRADE
-    stats = NO_STATS
+    state = np.empty(N_STATE)
+    open_account_nb(state, init_cash)
+    fills = np.empty((2, N_FILL))
+    levels = sp.shape[0] > 0
+    use_levels = levels_on_nb(opts, levels)
     marks = start_marks_nb(init_cash)
     for i in range(start, stop):
-        signal = le[i] | lx[i] | se[i] | sx[i]
-        if signal:
-            cash, position, debt, free_cash, trade, stats = fill_nb(
-                cash, position, debt, free_cash, trade, stats, le[i], lx[i], se[i], sx[i],
-                price[i], fees, slippage, size, size_type,
-            )
-        if position != 0.0 or signal:
-            marks = mark_nb(marks, cash + position * close[i], position)
-    write_acc_nb(out, init_cash, stop - start, marks, stats)
+        marks = step_nb(bars, i, le[i], lx[i], se[i], sx[i], sp[i] if levels else np.nan,
+                        tp[i] if levels else np.nan, at_open, use_levels, opts, state, fills,
+                        marks, trades)
+    write_acc_nb(out, init_cash, stop - start, marks, state)
+
+
+@njit(cache=True, inline="always")
+def step_nb(bars, i, le, lx, se, sx, sp, tp, at_open, use_levels, opts, state, fills, marks,
+            trades):
+    """One bar of one sweep account: the engine's bar step (on the bar's market trades when
+    ``trades`` has them), then the bar's marks."""
+    signal = le or lx or se or sx
+    was_in = state[POSITION] != 0.0
+    if signal or (use_levels and was_in):
+        if use_levels and trades[3].shape[0] > 0:
+            trades_bar_nb(state, trades, i, bars[3, i], le, lx, se, sx, sp, tp, opts, fills)
+        else:
+            bar_nb(state, bars[0, i], bars[1, i], bars[2, i], bars[3, i], le, lx, se, sx, sp,
+                   tp, at_open, use_levels, opts, fills)
+    if was_in or signal or state[POSITION] != 0.0:
+        marks = mark_nb(marks, state[CASH] + state[POSITION] * bars[3, i], state[POSITION])
+    return marks
 
 
 @njit(cache=True, inline="always")
@@ -177,8 +200,8 @@ def _drawdown(max_dd, peak, trough):
 
 
 @njit(cache=True)
-def write_acc_nb(out, init_cash, n_bars, marks, stats):
-    """Store one segment's sums in ``out`` in :data:`ACC_FIELDS` order."""
+def write_acc_nb(out, init_cash, n_bars, marks, state):
+    """Store one segment's sums (marks, and the account's trade sums) in ``out``."""
     prev_equity, peak, trough, max_dd, sum_r, sum_r2, sum_down2, in_market = marks
     out[0] = init_cash
     out[1] = prev_equity
@@ -188,5 +211,8 @@ def write_acc_nb(out, init_cash, n_bars, marks, stats):
     out[5] = n_bars
     out[6] = _drawdown(max_dd, peak, trough)
     out[7] = in_market
-    for k in range(5):
-        out[8 + k] = stats[k]
+    out[8] = state[N_TRADES]
+    out[9] = state[N_WINS]
+    out[10] = state[GROSS_PROFIT]
+    out[11] = state[GROSS_LOSS]
+    out[12] = state[SUM_RET]

@@ -12,6 +12,8 @@ import pandas as pd
 
 from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics
 from tcp_lab.errors import DataError
+from tcp_lab.execution.account import REASONS, STATE_FIELDS
+from tcp_lab.execution.simulate import ORDER_FIELDS, TRIP_FIELDS
 from tcp_lab.strategies import StrategyOutput
 from tcp_lab.timeframes import Timeframe, parse_timeframe
 
@@ -22,12 +24,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["BacktestResult", "TRADE_COLUMNS", "empty_trades"]
 
-#: Columns of :attr:`BacktestResult.trades`.
+#: Columns of :attr:`BacktestResult.trades` (one round trip: an entry with its exit).
 TRADE_COLUMNS = (
     "entry_time", "exit_time", "entry_price", "exit_price", "size", "entry_fees",
-    "exit_fees", "fees", "pnl", "return", "direction", "status",
+    "exit_fees", "fees", "pnl", "return", "direction", "status", "exit_reason",
 )
 _YEAR = pd.Timedelta(days=365)
+_STR_COLUMNS = ("direction", "status", "exit_reason")
 
 
 def empty_trades() -> pd.DataFrame:
@@ -36,58 +39,36 @@ def empty_trades() -> pd.DataFrame:
     f = pd.Series([], dtype="float64")
     return pd.DataFrame(
         {c: ts if c.endswith("_time") else f for c in TRADE_COLUMNS[:10]}
-        | {"direction": pd.Series([], dtype="str"), "status": pd.Series([], dtype="str")}
+        | {c: pd.Series([], dtype="str") for c in _STR_COLUMNS}
     ).rename_axis("trade")
 
 
-def _trades_frame(records: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
-    """vectorbt trade records -> our trades frame (open trades: no exit time/price)."""
-    if len(records) == 0:
+def _trades_frame(trips: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """The engine's round trips -> our trades frame (open trips: no exit time/price/reason)."""
+    if len(trips) == 0:
         return empty_trades()
-    is_open = records["status"] == 0
-    exit_price = np.where(is_open, np.nan, records["exit_price"])
+    f = dict(zip(TRIP_FIELDS, trips.T, strict=True))
+    is_open = f["closed"] == 0
+    reasons = np.array(REASONS + ("",), dtype=object)[np.where(is_open, -1,
+                                                               f["reason"].astype(np.int64))]
     df = pd.DataFrame(
         {
-            "entry_time": index[records["entry_idx"]],
-            "exit_time": index[records["exit_idx"]].where(~is_open),
-            "entry_price": records["entry_price"],
-            "exit_price": exit_price,
-            "size": records["size"],
-            "entry_fees": records["entry_fees"],
-            "exit_fees": records["exit_fees"],
-            "fees": records["entry_fees"] + records["exit_fees"],
-            "pnl": records["pnl"],
-            "return": records["return"],
-            "direction": np.where(records["direction"] == 0, "long", "short"),
+            "entry_time": index[f["entry_idx"].astype(np.int64)],
+            "exit_time": index[f["exit_idx"].astype(np.int64)].where(~is_open),
+            "entry_price": f["entry_price"],
+            "exit_price": np.where(is_open, np.nan, f["exit_price"]),
+            "size": f["size"],
+            "entry_fees": f["entry_fees"],
+            "exit_fees": f["exit_fees"],
+            "fees": f["entry_fees"] + f["exit_fees"],
+            "pnl": f["pnl"],
+            "return": f["return"],
+            "direction": np.where(f["is_long"] == 1.0, "long", "short"),
             "status": np.where(is_open, "open", "closed"),
+            "exit_reason": pd.array(np.where(is_open, None, reasons), dtype="str"),
         }
     )
     return df.rename_axis("trade")
-
-
-def _replay(
-    orders: np.ndarray, trades: np.ndarray, close: np.ndarray, init_cash: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Equity, position and in-market flag at each close, from vectorbt's order/trade records.
-
-    Same numbers as ``Portfolio.value()``/``assets()`` (a test pins it) without
-    their pandas wrapping, which costs more than the simulation on 1M candles.
-    A candle is in the market when a trade is open at its close: from the
-    entry candle up to, not including, the exit candle.
-    """
-    n = close.size
-    signed = np.where(orders["side"] == 0, orders["size"], -orders["size"])
-    flow = np.bincount(orders["idx"], weights=signed, minlength=n)
-    cash_flow = np.bincount(
-        orders["idx"], weights=-signed * orders["price"] - orders["fees"], minlength=n
-    )
-    edges = np.bincount(trades["entry_idx"], minlength=n + 1).astype(np.int64)
-    done = trades[trades["status"] == 1]
-    edges -= np.bincount(done["exit_idx"], minlength=n + 1)
-    in_market = np.cumsum(edges[:n]) > 0
-    position = np.where(in_market, np.cumsum(flow), 0.0)
-    value = init_cash + np.cumsum(cash_flow) + position * close
-    return value, position, in_market
 
 
 class BacktestResult:
@@ -149,11 +130,19 @@ class BacktestResult:
         self.symbol = symbol
         self.exchange = exchange
         self.run_id = run_id
+        #: The engine's fills (``ORDER_FIELDS`` columns; None for a loaded run).
+        self.orders: np.ndarray | None = None
+        #: The trades a trades-resolved run used (``"store"`` or a frame).
+        self.trades_source: Any = None
+        #: Those trades by chunk of candles (:class:`~tcp_lab.backtest.trade_source.TradeChunks`).
+        self.bar_trades: Any = None
+        #: The strategy object that ran (None for a loaded run).
+        self.strategy: BaseStrategy | None = None
 
     @classmethod
-    def from_portfolio(
+    def from_simulation(
         cls,
-        pf: Any,
+        sim: tuple[np.ndarray, ...],
         *,
         strategy: BaseStrategy,
         candles: pd.DataFrame,
@@ -162,36 +151,37 @@ class BacktestResult:
         options: Mapping[str, Any],
         symbol: str | None = None,
         exchange: str | None = None,
+        trades_source: Any = None,
     ) -> BacktestResult:
-        """Build a result from a one-column vectorbt ``Portfolio`` run on numpy arrays."""
+        """Build a result from :func:`~tcp_lab.execution.simulate.simulate_nb`'s output."""
+        value, position, orders, trips, state = sim
         index = candles.index
         close = candles["close"].to_numpy()
-        records = pf.trades.records_arr
-        orders = pf.orders.records_arr
-        value, position, in_market = _replay(orders, records, close, float(options["init_cash"]))
-        closed = records[records["status"] == 1]
+        init_cash = float(options["init_cash"])
+        closed = trips[trips[:, TRIP_FIELDS.index("closed")] == 1.0]
         years = (index[-1] - index[0]) / _YEAR
         metrics: dict[str, Any] = compute_metrics(
-            np.concatenate(([float(options["init_cash"])], value)),
-            closed["pnl"],
-            closed["return"],
-            in_market,
+            np.concatenate(([init_cash], value)),
+            closed[:, TRIP_FIELDS.index("pnl")],
+            closed[:, TRIP_FIELDS.index("return")],
+            position != 0.0,
             timeframe.per_year,
             years,
         )
         metrics.update(
-            n_open_trades=int(len(records) - len(closed)),
-            fees_paid=float(orders["fees"].sum()),
+            n_open_trades=int(len(trips) - len(closed)),
+            fees_paid=float(orders[:, ORDER_FIELDS.index("fees")].sum()),
             final_equity=float(value[-1]),
             buy_and_hold_return=float(close[-1] / close[0] - 1.0),
+            ambiguous_bars=int(state[STATE_FIELDS.index("ambiguous_bars")]),
         )
-        return cls(
+        result = cls(
             strategy_name=strategy.name or type(strategy).__qualname__,
             parameters=dict(strategy.params),
             options=options,
             timeframe=timeframe,
             metrics=metrics,
-            trades=_trades_frame(records, index),
+            trades=_trades_frame(trips, index),
             equity=pd.Series(value, index=index, name="equity"),
             position=pd.Series(position, index=index, name="position"),
             candles=candles,
@@ -199,6 +189,53 @@ class BacktestResult:
             symbol=symbol,
             exchange=exchange,
         )
+        result.orders = orders
+        result.trades_source = trades_source
+        return result
+
+    def intrabar_report(self, trades: pd.DataFrame | str | None = None) -> Any:
+        """This run resolved on candles (OHLC rule) and on market trades, side by side.
+
+        Parameters
+        ----------
+        trades
+            Market trades (a frame of ``ts, price, amount``, or ``"store"``);
+            default: the ones this run was resolved on.
+
+        Returns
+        -------
+        IntrabarReport
+            Ambiguous bars, round trips whose exit changed, candles where the
+            rules disagree, and the difference in total return
+            (:mod:`tcp_lab.backtest.intrabar`).
+        """
+        from tcp_lab.backtest.engine import intrabar_report
+
+        return intrabar_report(self, trades)
+
+    # -- vectorbt ---------------------------------------------------------------------
+    def to_vectorbt(self) -> Any:
+        """A vectorbt ``Portfolio`` built from this run's fills (its stats and plots).
+
+        The orders are the engine's; vectorbt recomputes cash, value and its
+        trades from them, so ``pf.total_return()`` equals
+        ``metrics["total_return"]``.
+        """
+        import vectorbt as vbt
+
+        if self.candles is None or self.orders is None:
+            self._require_output("fills")
+        rec = np.zeros(len(self.orders), dtype=vbt.portfolio.enums.order_dt)
+        o = dict(zip(ORDER_FIELDS, self.orders.T, strict=True))
+        rec["id"] = np.arange(len(rec))
+        rec["idx"] = o["idx"].astype(np.int64)
+        rec["size"], rec["price"], rec["fees"] = o["size"], o["price"], o["fees"]
+        rec["side"] = np.where(o["side"] > 0, 0, 1)
+        index = self.candles.index.tz_convert(None)  # vectorbt is fastest on naive UTC
+        close = pd.Series(self.candles["close"].to_numpy(), index=index, name="close")
+        wrapper = vbt.base.array_wrapper.ArrayWrapper.from_obj(close, freq=self.timeframe.delta)
+        return vbt.Portfolio(wrapper, close, rec, np.zeros(0, dtype=vbt.portfolio.enums.log_dt),
+                             float(self.options["init_cash"]), cash_sharing=False)
 
     # -- derived series ---------------------------------------------------------------
     @cached_property

@@ -3,7 +3,7 @@
 :func:`run_chunk` backtests a list of parameter combinations on candle arrays
 and returns their metrics. It is pure and every argument pickles (a strategy
 travels by registry name, dotted path or importable class), so
-:func:`tcp_lab.backtest.sweep.sweep` can run chunks in-process today and a
+:func:`tcp_lab.backtest.param_sweep.sweep` can run chunks in-process today and a
 distributed executor can run them elsewhere later.
 """
 
@@ -17,15 +17,13 @@ import pandas as pd
 
 from tcp_lab.backtest.fused import FUSED_KERNELS, run_fused
 from tcp_lab.backtest.indicator_cache import indicator_cache
-from tcp_lab.backtest.kernels import SIZE_AMOUNT, SIZE_PERCENT, SIZE_VALUE, simulate_signals_nb
+from tcp_lab.backtest.kernels import simulate_signals_nb
 from tcp_lab.backtest.sweep_metrics import finalize_metrics
 from tcp_lab.errors import StrategyError
+from tcp_lab.execution import LEVEL_OPTIONS, TradingOptions, route_signals
 from tcp_lab.strategies import BaseStrategy, check_output, get_strategy
 
-__all__ = ["run_chunk", "candles_to_arrays", "strategy_class", "fused_name"]
-
-_SIZE_TYPES = {"amount": SIZE_AMOUNT, "value": SIZE_VALUE, "percent": SIZE_PERCENT}
-
+__all__ = ["run_chunk", "candles_to_arrays", "strategy_class", "fused_name", "TRADE_KEYS"]
 
 def candles_to_arrays(candles: pd.DataFrame) -> dict[str, np.ndarray]:
     """Validated candles as plain arrays (``ts`` in epoch microseconds) for :func:`run_chunk`."""
@@ -34,9 +32,18 @@ def candles_to_arrays(candles: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
+#: Keys of the market trades (indexed by bar) that travel with the candle arrays, and
+#: what stands for "no trades" (the OHLC rule).
+TRADE_KEYS = {"trade_price": np.zeros(0), "trade_ts": np.zeros(0),
+              "trade_amount": np.zeros(0), "trade_lo": np.zeros(0, np.int64),
+              "trade_hi": np.zeros(0, np.int64), "trade_low": np.zeros(0),
+              "trade_high": np.zeros(0)}
+
+
 def _arrays_to_candles(arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
     index = pd.DatetimeIndex(pd.to_datetime(arrays["ts"], unit="us", utc=True), name="ts")
-    return pd.DataFrame({k: v for k, v in arrays.items() if k != "ts"}, index=index)
+    return pd.DataFrame({k: v for k, v in arrays.items() if k != "ts" and k not in TRADE_KEYS},
+                        index=index)
 
 
 def strategy_class(strategy: str | type[BaseStrategy]) -> type[BaseStrategy]:
@@ -88,23 +95,23 @@ def run_chunk(
     cls = strategy_class(strategy_name)
     fused = fused_name(cls)
     segments = np.asarray(options["segments"], dtype=np.int64).reshape(-1, 2)
-    close = np.ascontiguousarray(candles_arrays["close"], dtype=np.float64)
+    bars = np.ascontiguousarray(np.stack([
+        np.asarray(candles_arrays[c], dtype=np.float64) for c in ("open", "high", "low", "close")
+    ]))
     shift = options["price"] == "next_open"
-    price = np.ascontiguousarray(candles_arrays["open"], dtype=np.float64) if shift else close
-    size, size_type = options["size"], _SIZE_TYPES[options["size_type"]]
-    if options["size_type"] == "percent" and size >= 1:
-        size, size_type = np.inf, SIZE_AMOUNT  # all in, as run_backtest does
-    fill = dict(fees=float(options["fees"]), slippage=float(options["slippage"]),
-                init_cash=float(options["init_cash"]), size=float(size), size_type=size_type)
+    base = TradingOptions.from_mapping({k: options[k] for k in TradingOptions.__dataclass_fields__})
+    opts = _combo_options(base, combos)
+    params = [{k: v for k, v in c.items() if k not in LEVEL_OPTIONS} for c in combos]
+    init_cash = float(base.init_cash)
+    trades = tuple(candles_arrays.get(k, empty) for k, empty in TRADE_KEYS.items())
     try:
         if fused is not None:
-            acc = run_fused(fused, close, price, combos, segments, shift=int(shift),
-                            reverse=options["direction"] == "longshort", **fill)
+            acc = run_fused(fused, bars, params, segments, shift=int(shift),
+                            reverse=options["direction"] == "longshort", opts=opts,
+                            init_cash=init_cash, trades=trades)
         else:
-            signals = _generic_signals(cls, _arrays_to_candles(candles_arrays), combos, options)
-            acc = simulate_signals_nb(close, price, *signals, segments, fill["fees"],
-                                      fill["slippage"], fill["init_cash"], fill["size"],
-                                      fill["size_type"])
+            signals = _generic_signals(cls, _arrays_to_candles(candles_arrays), params, options)
+            acc = simulate_signals_nb(bars, *signals, segments, shift, opts, init_cash, trades)
     except StrategyError:
         raise
     except Exception as e:
@@ -122,11 +129,25 @@ def run_chunk(
     return pd.concat([frame, pd.DataFrame(columns)], axis=1)
 
 
+def _combo_options(base: TradingOptions, combos: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Each combination's kernel options: the sweep's, with its own stops and targets."""
+    rows = {}
+    out = np.empty((len(combos), len(base.kernel_options())))
+    for j, combo in enumerate(combos):
+        key = tuple(combo.get(k) for k in LEVEL_OPTIONS)
+        if key not in rows:
+            levels = {k: combo[k] for k in LEVEL_OPTIONS if k in combo}
+            rows[key] = (base.with_(**levels) if levels else base).kernel_options()
+        out[j] = rows[key]
+    return out
+
+
 def _generic_signals(
     cls: type[BaseStrategy], candles: pd.DataFrame, combos: Sequence[Mapping[str, Any]],
     options: Mapping[str, Any],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Long entry/exit and short entry/exit columns, as ``run_backtest`` feeds vectorbt."""
+) -> tuple[np.ndarray, ...]:
+    """Long entry/exit, short entry/exit and stop/target level columns, as ``run_backtest``
+    feeds the engine (``(0, 0)`` for columns no combination uses)."""
     n, m = len(candles), len(combos)
     longshort = options["direction"] == "longshort"
     never = np.zeros((0, 0), dtype=bool)
@@ -134,6 +155,9 @@ def _generic_signals(
     lx = np.zeros((n, m), dtype=bool, order="F")
     se = np.zeros((n, m), dtype=bool, order="F") if longshort else never
     sx = np.zeros((n, m), dtype=bool, order="F") if longshort else never
+    stop = np.full((n, m), np.nan, order="F")
+    target = np.full((n, m), np.nan, order="F")
+    has_levels = False
     with indicator_cache(candles):
         for j, params in enumerate(combos):
             try:
@@ -144,21 +168,22 @@ def _generic_signals(
                     f"sweep of {cls.name!r}: compute() failed for {dict(params)}: "
                     f"{type(e).__name__}: {e}"
                 ) from e
-            le[:, j] = out.entries.to_numpy()
-            if not longshort:
-                lx[:, j] = out.exits.to_numpy()
-            elif out.short_entries is None and out.short_exits is None:
-                se[:, j] = out.exits.to_numpy()  # reverse on exits
-            else:
-                lx[:, j] = out.exits.to_numpy()
-                if out.short_entries is not None:
-                    se[:, j] = out.short_entries.to_numpy()
-                if out.short_exits is not None:
-                    sx[:, j] = out.short_exits.to_numpy()
-    arrays = [le, lx, se, sx]
+            routed = route_signals(options["direction"], *(
+                None if v is None else v.to_numpy() for v in (
+                    out.entries, out.exits, out.short_entries, out.short_exits)))
+            for column, values in zip((le, lx, se, sx), routed, strict=True):
+                if column.size:
+                    column[:, j] = values
+            for column, values in ((stop, out.stop_price), (target, out.target_price)):
+                if values is not None:
+                    column[:, j] = np.asarray(values, dtype=np.float64)
+                    has_levels = True
+    if not has_levels:
+        stop = target = np.zeros((0, 0))
+    arrays = [le, lx, se, sx, stop, target]
     if options["price"] == "next_open":  # act on the previous candle's signal
         for a in arrays:
             if a.size:
                 a[1:] = a[:-1].copy()
-                a[0] = False
-    return le, lx, se, sx
+                a[0] = False if a.dtype == bool else np.nan
+    return tuple(arrays)

@@ -6,7 +6,8 @@ window_margin`` of them, read from the store or kept from the bus, held as
 NumPy arrays: a strategy with an array path runs on them without a
 DataFrame, see :mod:`tcp_lab.bots.window`), lets the
 :class:`~tcp_lab.bots.broker.PaperBroker` fill a virtual order at the candle's
-close, and records the signal, the fill (if any), the performance snapshot
+close (after any stop or target the candle reached), and records the signal, the
+fills (if any), the performance snapshot
 and its new state (cash, position, last processed candle) in one store
 transaction (:meth:`~tcp_lab.store.Store.record_bot_candle`). Every row is an
 upsert keyed by the candle, so a crash before the commit just makes the
@@ -78,9 +79,14 @@ class Step:
     ts: pd.Timestamp
     signal: Signal
     flags: Flags
-    fill: Fill | None
+    fills: list[Fill]
     account: Account
     equity: float
+
+    @property
+    def fill(self) -> Fill | None:
+        """The candle's last fill (None without one)."""
+        return self.fills[-1] if self.fills else None
 
 
 def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
@@ -89,7 +95,7 @@ def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
 
 def _fill_dict(fill: Fill) -> dict[str, Any]:
     return {"side": fill.side, "price": fill.price, "amount": fill.amount, "fee": fill.fee,
-            "realized_pnl": fill.realized_pnl}
+            "realized_pnl": fill.realized_pnl, "reason": fill.reason}
 
 
 class Bot:
@@ -123,13 +129,11 @@ class Bot:
         self.bus = bus
         self.clock = clock
         self.strategy = config.build_strategy()
-        self.broker = PaperBroker(fee=config.fee, slippage=config.slippage,
-                                  size=config.position_size, size_type=config.size_type,
-                                  direction=config.direction)
+        self.broker = PaperBroker(config.trading_options())
         self.timeframe = parse_timeframe(config.timeframe)
         self.window = int(self.strategy.warmup) + config.window_margin
         self._label = repr(self.strategy)
-        self._account = Account.opening(config.initial_balance)
+        self._account = Account.opening(config.init_cash)
         self._last: pd.Timestamp | None = None
         self._cache: W.Window | None = None  # the last `window` candles up to self._last
         self._config_json = json.dumps(config.to_json(), sort_keys=True)
@@ -158,7 +162,7 @@ class Bot:
         """Read the stored state, or create the bot and decide where it starts.
 
         A new bot (or one whose state has no account yet) starts flat with
-        ``initial_balance``; its first candle follows ``config.start``.
+        ``init_cash``; its first candle follows ``config.start``.
         """
         row = self.store.get_bot(self.id)
         state = (row or {}).get("state") or {}
@@ -166,7 +170,7 @@ class Bot:
             self._account = Account.from_dict(state["account"])
             self._last = row["last_candle_ts"]
         else:
-            self._account = Account.opening(self.config.initial_balance)
+            self._account = Account.opening(self.config.init_cash)
             self._last = self._first_last()
             if row is None:
                 self.store.upsert_bot(self.id, strategy=self.config.strategy, name=self.id,
@@ -305,25 +309,27 @@ class Bot:
             signal = decision.signal(ts, float(window["close"][-1]))
             flags = self.broker.flags(decision.entry, decision.exit, decision.short_entry,
                                       decision.short_exit)
-            account, fill = self.broker.on_signal(self._account, flags, signal.price)
+            account, fills = self.broker.on_candle(
+                self._account, flags, W.last_bar(window), decision.stop_price,
+                decision.target_price)
         except Exception as e:  # the strategy's code: anything can go wrong
             raise CandleError(self.id, ts, e) from e
         if self._stop.is_set():
             return None
         equity = account.equity(signal.price)
-        self._record(ts, signal, fill, account, equity)
+        self._record(ts, signal, fills, account, equity)
         self._account, self._last = account, ts
         self._publish_signal(signal)
-        return Step(ts=ts, signal=signal, flags=flags, fill=fill, account=account,
+        return Step(ts=ts, signal=signal, flags=flags, fills=fills, account=account,
                     equity=equity)
 
-    def _record(self, ts: pd.Timestamp, signal: Signal, fill: Fill | None, account: Account,
+    def _record(self, ts: pd.Timestamp, signal: Signal, fills: list[Fill], account: Account,
                 equity: float) -> None:
         """Write the candle's signal, fill, performance and state in one transaction."""
         self.store.record_bot_candle(
             self.id, ts, action=signal.action, confidence=signal.confidence,
             price=signal.price, indicators=_finite_or_none(signal.indicators),
-            fill=None if fill is None else _fill_dict(fill), cash=account.cash,
+            fills=[_fill_dict(f) for f in fills], cash=account.cash,
             position=account.position, equity=equity, state=self._state_json(account))
 
     def _state_json(self, account: Account) -> str:

@@ -7,14 +7,21 @@ store and on the bus) unless the file sets ``"name"``.
 
 >>> cfg = BotConfig(name="sma-btc", strategy="sma_cross", parameters={"fast": 10, "slow": 30},
 ...                 exchange="binance", symbol="BTC/USDT", timeframe="1m")
->>> cfg.window, cfg.fee
+>>> cfg.window, cfg.fees
 (51, 0.001)
+
+The trading options have the names of :class:`~tcp_lab.execution.TradingOptions`
+(``fees``, ``slippage``, ``init_cash``, ``size``, ``size_type``, ``direction``,
+``stop_loss``, ``take_profit``, ``trailing_stop``). Files written for tcp_lab
+0.1 (``fee``, ``initial_balance``, ``position_size``) still load; a warning
+names the new key.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +30,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tcp_lab.errors import ConfigError, StrategyError
+from tcp_lab.execution import TradingOptions
 from tcp_lab.strategies import BaseStrategy, get_strategy
 from tcp_lab.timeframes import parse_timeframe, to_utc_timestamp
 
@@ -33,6 +41,7 @@ DEFAULT_CONFIG_DIR = Path("config") / "bots"
 #: A bot name is used in channel names and keys: no spaces, no glob characters.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _START_WORDS = ("latest", "earliest")
+log = logging.getLogger(__name__)
 
 
 class BotConfig(BaseModel):
@@ -47,15 +56,18 @@ class BotConfig(BaseModel):
         validated by the strategy's own declaration.
     exchange, symbol, timeframe
         The candle series it trades, e.g. ``binance``, ``BTC/USDT``, ``1m``.
-    initial_balance
+    init_cash
         Starting cash of the paper account (quote currency).
-    fee, slippage
+    fees, slippage
         Fractions per fill, as in :func:`tcp_lab.backtest.run_backtest`.
-    position_size, size_type
-        ``percent``: fraction of the cash per entry (1.0 = all in); ``value``:
+    size, size_type
+        ``percent``: fraction of the equity per entry (1.0 = all in); ``value``:
         quote amount per entry; ``amount``: base units per entry.
     direction
         ``long`` or ``longshort`` (exits open shorts, entries cover them).
+    stop_loss, take_profit, trailing_stop
+        Fractions of the entry fill price (None: off), resolved by the OHLC
+        rule on each closed candle, as the backtest does.
     start
         Which candles to trade on first start: ``latest`` (only candles that
         close after the newest stored one), ``earliest`` (every stored candle)
@@ -74,15 +86,25 @@ class BotConfig(BaseModel):
     exchange: str
     symbol: str
     timeframe: str
-    initial_balance: float = Field(10_000.0, gt=0, allow_inf_nan=False)
-    fee: float = Field(0.001, ge=0, lt=1)
+    init_cash: float = Field(10_000.0, gt=0, allow_inf_nan=False)
+    fees: float = Field(0.001, ge=0, lt=1)
     slippage: float = Field(0.0, ge=0, lt=1)
-    position_size: float = Field(1.0, gt=0, allow_inf_nan=False)
+    size: float = Field(1.0, gt=0, allow_inf_nan=False)
     size_type: Literal["percent", "value", "amount"] = "percent"
     direction: Literal["long", "longshort"] = "long"
+    stop_loss: float | None = Field(None, gt=0, lt=1)
+    take_profit: float | None = Field(None, gt=0, lt=1)
+    trailing_stop: float | None = Field(None, gt=0, lt=1)
     start: str = "latest"
     window_margin: int = Field(20, ge=0, le=100_000)
     description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in data for k in RENAMED_KEYS):
+            return _renamed(data, str(data.get("name", "")))
+        return data
 
     @field_validator("name")
     @classmethod
@@ -122,15 +144,11 @@ class BotConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> BotConfig:
         # Messages start with the field they blame ("field: ..."), see from_mapping().
-        if self.size_type == "percent" and self.position_size > 1:
-            raise ValueError(
-                f"position_size: {self.position_size} with size_type 'percent' must be in (0, 1]"
-            )
-        if self.size_type == "percent" and self.position_size < 1 and self.direction == "longshort":
-            raise ValueError(
-                f"position_size: {self.position_size} with size_type 'percent' cannot reverse "
-                "positions (direction 'longshort'); use 1.0, size_type 'value', or direction 'long'"
-            )
+        try:
+            self.trading_options()
+        except ConfigError as e:  # the one validation of trading options; names the field
+            field = next((f for f in ("size", "direction") if f"{f}=" in e.message), "size")
+            raise ValueError(f"{field}: {e.message.removeprefix('bot config: ')}") from None
         try:
             get_strategy(self.strategy)
         except StrategyError as e:
@@ -144,6 +162,13 @@ class BotConfig(BaseModel):
         return self
 
     # -- derived ---------------------------------------------------------------------------
+    def trading_options(self) -> TradingOptions:
+        """The bot's :class:`~tcp_lab.execution.TradingOptions` (fills at the close)."""
+        return TradingOptions.from_mapping(
+            {k: getattr(self, k) for k in ("fees", "slippage", "init_cash", "size", "size_type",
+                                           "direction", "stop_loss", "take_profit",
+                                           "trailing_stop")}, owner="bot config")
+
     def build_strategy(self) -> BaseStrategy:
         """A fresh strategy object with this bot's parameters."""
         return get_strategy(self.strategy, self.parameters)
@@ -177,6 +202,7 @@ class BotConfig(BaseModel):
             raise ConfigError(f"bot config {source}: expected a JSON object, "
                               f"got {type(data).__name__}")
         known = list(cls.model_fields)
+        data = _renamed(data, source)
         for key in data:
             if key not in known:
                 guess = difflib.get_close_matches(str(key), known, n=1)
@@ -207,12 +233,32 @@ class BotConfig(BaseModel):
                               hint=hint or _hint(field)) from None
 
 
+#: Keys of tcp_lab 0.1 bot configs and their names now (the trading options' names).
+RENAMED_KEYS = {"fee": "fees", "initial_balance": "init_cash", "position_size": "size"}
+
+
+def _renamed(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``data`` with old keys renamed; each old key logs a deprecation warning."""
+    out = {}
+    for key, value in data.items():
+        new = RENAMED_KEYS.get(key)
+        if new is None:
+            out[key] = value
+            continue
+        if new in data:
+            raise ConfigError(f"bot config {source}: both {key!r} and {new!r} are set",
+                              hint=f"{key!r} is the old name of {new!r}: keep {new!r}")
+        log.warning("bot config %s: %r is deprecated, use %r (same meaning)", source, key, new)
+        out[new] = value
+    return out
+
+
 def _hint(field: str) -> str | None:
     return {
         "parameters": "see `tcp-lab strategy list` for each strategy's parameters",
         "strategy": "see `tcp-lab strategy list`",
         "timeframe": None,  # the timeframe error says what is allowed
-        "fee": "a fraction: 0.001 is 0.1 % per fill",
+        "fees": "a fraction: 0.001 is 0.1 % per fill",
         "slippage": "a fraction: 0.0005 is 0.05 % against us per fill",
     }.get(field.split(".")[0], "fix the field in the JSON file")
 

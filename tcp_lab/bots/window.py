@@ -17,7 +17,7 @@ from tcp_lab.bus import CandleMessage
 from tcp_lab.strategies import candle_arrays
 from tcp_lab.timeframes import CANDLE_COLUMNS
 
-__all__ = ["Window", "of_frame", "of_message", "appended", "rows", "last_ts"]
+__all__ = ["Window", "of_frame", "of_message", "appended", "rows", "last_ts", "last_bar"]
 
 Window = dict[str, np.ndarray]
 _DTYPES = {"ts": np.int64, "trade_count": np.int64}
@@ -60,3 +60,9 @@ def last_ts(window: Window) -> pd.Timestamp | None:
     """Close time of the newest candle (None when empty)."""
     ts = window["ts"]
     return pd.Timestamp(int(ts[-1]), unit="us", tz="UTC") if len(ts) else None
+
+
+def last_bar(window: Window) -> tuple[float, float, float, float]:
+    """Open, high, low and close of the newest candle."""
+    return (float(window["open"][-1]), float(window["high"][-1]), float(window["low"][-1]),
+            float(window["close"][-1]))

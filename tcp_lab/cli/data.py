@@ -1,7 +1,11 @@
-"""``tcp-lab data check [--repair]``: holes, duplicates and suspicious values in stored candles.
+"""``tcp-lab data check|import``: check stored candles, import exchange data dumps.
 
-Exit status: 0 when every series checked is clean (after the repair, slots the
-exchange confirmed as empty count as clean), 1 when something remains.
+``data check [--repair]``: holes, duplicates and suspicious values in stored
+candles. Exit status: 0 when every series checked is clean (after the repair,
+slots the exchange confirmed as empty count as clean), 1 when something remains.
+
+``data import FILE…``: Binance dumps (aggTrades, trades, klines) or generic trade
+files into the store (:func:`tcp_lab.data.importer.import_files`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,18 @@ def _check(args: argparse.Namespace) -> int:
         for c in checks:
             print("\n".join(c.lines()))
     return 0 if all(c.ok for c in checks) else 1
+
+
+def _import(args: argparse.Namespace) -> int:
+    from tcp_lab.data.importer import import_files
+    from tcp_lab.store import open_store
+
+    with open_store(args.url) as store:
+        summary = import_files(store, args.files, exchange=args.exchange, symbol=args.symbol,
+                               kind=args.kind, timeframe=args.timeframe,
+                               progress=not args.no_progress)
+    print("\n".join(summary.lines()))
+    return 0
 
 
 def _repair(store, checks, args: argparse.Namespace, max_jump: float):
@@ -60,7 +76,7 @@ def _as_dict(c) -> dict:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="check (and repair) stored candle series")
+    p = sub.add_parser("data", help="check (and repair) stored candles, import data dumps")
     cmds = p.add_subparsers(dest="data_command", metavar="ACTION")
     cmds.required = True
     check = cmds.add_parser(
@@ -81,3 +97,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--url", help="database URL (default: the database_url setting)")
     check.add_argument("--json", action="store_true", help="print JSON")
     check.set_defaults(handler=_check)
+    imp = cmds.add_parser(
+        "import", help="load exchange data dumps (Binance aggTrades/trades/klines) into the store",
+        description="Load Binance's public data dumps (data.binance.vision: aggTrades, trades, "
+                    "klines; .zip or .csv, with or without a header, times in ms or µs) or "
+                    "generic trade files (CSV with a header, Parquet: ts, price, amount, optional "
+                    "id and side) into the store: trades into raw_trades, klines as candles "
+                    "stamped by close time. Importing a file twice stores each trade once.")
+    imp.add_argument("files", nargs="+", metavar="FILE", help="dump files to import")
+    imp.add_argument("--exchange", required=True, help="exchange id stored with the data, "
+                     "e.g. binance")
+    imp.add_argument("--symbol", help="e.g. BTC/USDT (default: from a Binance file name)")
+    imp.add_argument("--kind", default="auto",
+                     choices=["auto", "aggtrades", "trades", "klines", "generic"],
+                     help="what the files hold (default: told from the name or first line)")
+    imp.add_argument("--timeframe", help="the klines' timeframe, e.g. 1m (default: from the "
+                     "file name)")
+    imp.add_argument("--url", help="database URL (default: the database_url setting)")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    imp.set_defaults(handler=_import)

@@ -39,7 +39,7 @@ def format_metric(name: str, value: object) -> str:
         return str(value)
     if math.isnan(value):
         return "n/a"
-    if name in _FRACTIONS:
+    if name.split(" ")[0] in _FRACTIONS:  # "total_return (ohlc)" too
         return f"{value:.2%}"
     if name in ("fees_paid", "final_equity"):
         return f"{value:,.2f}"
@@ -118,7 +118,27 @@ class Report:
         trades = result.trades
         more = f" (last {max_trades} of {len(trades)})" if len(trades) > max_trades else ""
         self.heading(f"Trades{more}", 3).table(trades.tail(max_trades))
+        if result.trades_source is not None and result.strategy is not None:
+            self.intrabar(result.intrabar_report(), max_rows=max_trades)
         return self
+
+    def intrabar(self, report: Any, *, max_rows: int = _MAX_TRADE_ROWS) -> Report:
+        """Append an :class:`~tcp_lab.backtest.intrabar.IntrabarReport`."""
+        self.heading("Stops and targets: candles vs trades", 3)
+        self.paragraph("The same run with its stops and targets resolved on candles (OHLC "
+                       "rule: a bar that reaches both levels is assumed to hit the stop "
+                       "first) and on the market trades.", muted=True)
+        self.metrics(report.summary())
+        for title, frame in (("Round trips whose exit changed", report.changed),
+                             ("Candles where the rules disagree", report.disagreements)):
+            if len(frame):
+                more = f" (first {max_rows} of {len(frame)})" if len(frame) > max_rows else ""
+                self.heading(title + more, 4).table(frame.head(max_rows))
+        return self
+
+    def body_html(self) -> str:
+        """The sections without the page around them (for a notebook's rich display)."""
+        return "\n".join(self._parts[1:])
 
     def to_html(self) -> str:
         return "\n".join([

@@ -1,4 +1,4 @@
-"""Plotly figures of a parameter sweep (:func:`tcp_lab.backtest.sweep.sweep`)."""
+"""Plotly figures of a parameter sweep (:func:`tcp_lab.backtest.param_sweep.sweep`)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ each backend's own fast route.
 
 Batches travel as :data:`Columns`: one NumPy array per column, ``ts`` as int64
 microseconds since the Unix epoch (UTC), floats as float64 with NaN for NULL,
-integers as int64, text as an object array of ``str``/``None``.
+integers as int64, text as an object array of ``str``/``None`` (or, for a column
+with declared categories, a ``pandas.Categorical`` of them).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy.engine import Dialect
 from tcp_lab.store._lease import Lease
 
 __all__ = ["Backend", "Tx", "Columns", "RowsWrite", "UNIX_EPOCH", "upsert_from", "rows_from",
-           "column_kind", "python_rows"]
+           "missing_from", "column_kind", "python_rows"]
 
 T = TypeVar("T")
 Columns = Mapping[str, np.ndarray]
@@ -124,6 +125,17 @@ class Backend(abc.ABC):
         Rows whose primary key exists are overwritten (``update=True``, last
         writer wins) or left alone (``update=False``).
         """
+
+    def insert_missing(self, table: sa.Table, fixed: Mapping[str, Any], data: Columns, *,
+                       within: str) -> None:
+        """Insert the rows of ``data`` whose primary key is not stored; leave the others.
+
+        ``within`` names a column whose range the batch spans (the trade id):
+        only stored rows in the batch's range of it are compared. This default
+        relies on the primary-key index (``bulk_upsert(update=False)``); a
+        backend whose table has no such index overrides it.
+        """
+        self.bulk_upsert(table, fixed, data, update=False)
 
     def small_upsert(self, table: sa.Table, fixed: Mapping[str, Any], data: Columns, *,
                      update: bool) -> None:
@@ -267,6 +279,21 @@ def upsert_from(
         ),
     )
 
+
+
+def missing_from(table: sa.Table, fixed: Mapping[str, Any], source: sa.FromClause, *,
+                 within: str, low: Any, high: Any) -> sa.Executable:
+    """``INSERT INTO table SELECT … FROM source WHERE NOT EXISTS (the same key stored)``.
+
+    The stored rows compared are those of the ``fixed`` series with ``within``
+    between ``low`` and ``high`` (the batch's range), so the lookup is one range
+    scan whatever the table holds.
+    """
+    stored = table.alias("stored")
+    key = [c.name for c in table.primary_key.columns]
+    same = [stored.c[k] == (fixed[k] if k in fixed else source.c[k]) for k in key]
+    exists = sa.exists().where(stored.c[within].between(low, high), *same)
+    return upsert_from(table, fixed, source, update=False, where=~exists, conflict=False)
 
 
 def rows_from(table: sa.Table, source: sa.FromClause, names: Sequence[str], *,

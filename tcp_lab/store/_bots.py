@@ -214,17 +214,14 @@ class BotsMixin:
         })
 
     def record_bot_trade(self, bot_id: str, ts: object, side: str, price: float, amount: float,
-                         *, fee: float = 0.0, realized_pnl: float | None = None) -> None:
-        """Store a fill of a bot at candle ``ts``; one per (bot, ts, side), rewritten on replay."""
-        if side not in SIDES:
-            raise DataError(f"side must be 'buy' or 'sell', got {side!r}")
-        self._upsert_row(S.trades, {
-            "bot_id": check_name(bot_id, "bot_id"), "ts": py_time(utc(ts, "ts")), "side": side,
-            "price": _number(price, "price", positive=True),
-            "amount": _number(amount, "amount", nonnegative=True),
-            "fee": _number(fee, "fee"),
-            "realized_pnl": _number(realized_pnl, "realized_pnl", optional=True),
-        })
+                         *, fee: float = 0.0, realized_pnl: float | None = None, seq: int = 0,
+                         reason: str | None = "signal") -> None:
+        """Store a fill of a bot at candle ``ts``: the ``seq``-th of that candle (from 0),
+        rewritten on replay."""
+        self._upsert_row(S.trades, _fill_row(check_name(bot_id, "bot_id"),
+                                             py_time(utc(ts, "ts")), seq, {
+            "side": side, "price": price, "amount": amount, "fee": fee,
+            "realized_pnl": realized_pnl, "reason": reason}))
 
     def record_performance(self, bot_id: str, ts: object, *, cash: float, position: float,
                            equity: float) -> None:
@@ -253,6 +250,8 @@ class BotsMixin:
                                            dtype=object)
             elif isinstance(col.type, sa.Double):
                 data[col.name] = pd.Series(values, index=index, dtype="float64")
+            elif isinstance(col.type, sa.Integer):
+                data[col.name] = pd.Series(values, index=index, dtype="int64")
             else:
                 data[col.name] = pd.Series(values, index=index, dtype="str")
         return pd.DataFrame(data, index=index)
@@ -278,16 +277,17 @@ class BotsMixin:
     def record_bot_candle(self, bot_id: str, ts: object, *, action: str,
                           confidence: float | None, price: float | None,
                           indicators: Mapping[str, Any] | None,
-                          fill: Mapping[str, Any] | None, cash: float, position: float,
+                          fills: Sequence[Mapping[str, Any]] = (), cash: float, position: float,
                           equity: float, state: Mapping[str, Any] | str) -> None:
         """Write what a bot did on the candle closing at ``ts``, all of it or nothing.
 
-        The rows of :meth:`record_signal`, :meth:`record_bot_trade` (when
-        ``fill`` — ``side price amount fee realized_pnl`` — is given) and
-        :meth:`record_performance`, and ``update_bot(bot_id,
-        last_candle_ts=ts, state=state)``, in one transaction: a crash leaves
-        the candle either fully recorded or not at all, and replaying it
-        rewrites the same rows. ``state`` may be given already as JSON text.
+        The rows of :meth:`record_signal`, :meth:`record_bot_trade` (one per
+        item of ``fills`` — ``side price amount fee realized_pnl reason`` —
+        in the order they filled) and :meth:`record_performance`, and
+        ``update_bot(bot_id, last_candle_ts=ts, state=state)``, in one
+        transaction: a crash leaves the candle either fully recorded or not
+        at all, and replaying it rewrites the same rows. ``state`` may be
+        given already as JSON text.
 
         On PostgreSQL that transaction is one round trip. On DuckDB the
         candles that bots in this process record at the same moment share
@@ -305,18 +305,8 @@ class BotsMixin:
                             "equity": _number(equity, "equity")},
             "bot": {"id": bot_id, "last_candle_ts": when,
                     "state": _state_json(state), "updated_at": py_time(_now())},
-            "trade": None,
+            "trades": [_fill_row(bot_id, when, seq, f) for seq, f in enumerate(fills)],
         }
-        if fill is not None:
-            if fill["side"] not in SIDES:
-                raise DataError(f"side must be 'buy' or 'sell', got {fill['side']!r}")
-            record["trade"] = {
-                "bot_id": bot_id, "ts": when, "side": fill["side"],
-                "price": _number(fill["price"], "price", positive=True),
-                "amount": _number(fill["amount"], "amount", nonnegative=True),
-                "fee": _number(fill.get("fee", 0.0), "fee"),
-                "realized_pnl": _number(fill.get("realized_pnl"), "realized_pnl",
-                                        optional=True)}
         if not self._backend.group_writes:
             return self._write_bot_candles([record])
         group = self.__dict__.get("_bot_candle_group")
@@ -328,13 +318,25 @@ class BotsMixin:
     def _write_bot_candles(self, records: list[dict[str, Any]]) -> None:
         """Several bots' candles in one transaction (one candle per bot in each)."""
         for batch in _one_per_bot(records):
-            trades = [r["trade"] for r in batch if r["trade"] is not None]
+            trades = [t for r in batch for t in r["trades"]]
             self._backend.write_rows([
                 RowsWrite(S.signals, [r["signal"] for r in batch]),
                 RowsWrite(S.trades, trades),
                 RowsWrite(S.bot_performance, [r["performance"] for r in batch]),
                 RowsWrite(S.bots, [r["bot"] for r in batch], update_only=True),
             ], what="write bots' candles")
+
+
+def _fill_row(bot_id: str, when: Any, seq: int, fill: Mapping[str, Any]) -> dict[str, Any]:
+    """A row of the fills table (``trades``), checked."""
+    if fill["side"] not in SIDES:
+        raise DataError(f"side must be 'buy' or 'sell', got {fill['side']!r}")
+    return {"bot_id": bot_id, "ts": when, "seq": int(seq), "side": fill["side"],
+            "price": _number(fill["price"], "price", positive=True),
+            "amount": _number(fill["amount"], "amount", nonnegative=True),
+            "fee": _number(fill.get("fee", 0.0), "fee"),
+            "realized_pnl": _number(fill.get("realized_pnl"), "realized_pnl", optional=True),
+            "reason": _text(fill.get("reason"), "reason")}
 
 
 def _state_json(state: Mapping[str, Any] | str) -> str | None:

@@ -7,8 +7,9 @@ cursor; writes are serialised by one lock per database, reads run alongside
 them on DuckDB's snapshots.
 
 Bulk writes register the batch (an Arrow table over its arrays) as a relation
-and ``INSERT … SELECT … ON CONFLICT DO UPDATE`` from it; reads come back
-through DuckDB's native DataFrame conversion.
+and ``INSERT … SELECT … ON CONFLICT DO UPDATE`` from it (raw trades, whose key
+has no index here: ``INSERT … SELECT … WHERE NOT EXISTS`` the key in the batch's
+id range); reads come back through DuckDB's native DataFrame conversion.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tcp_lab.store._backend import (
     RowsWrite,
     Tx,
     column_kind,
+    missing_from,
     rows_from,
     upsert_from,
 )
@@ -279,13 +281,28 @@ class DuckDBBackend(Backend):
                     update: bool) -> None:
         if len(data["ts"]) <= self.small_batch:
             return self.small_upsert(table, fixed, data, update=update)
+        staging = sa.table(_STAGING, *(sa.column(c) for c in data))
+        self._insert_from_arrow(table, data, upsert_from(table, fixed, staging, update=update))
+
+    def insert_missing(self, table: sa.Table, fixed: Mapping[str, Any], data: Columns, *,
+                       within: str) -> None:
+        # The key has no index here (schema migration 2): an anti-join against the stored
+        # rows in the batch's range of ``within``, under the write lock (one writer).
+        if not len(data[within]):
+            return
+        staging = sa.table(_STAGING, *(sa.column(c) for c in data))
+        values = data[within]
+        stmt = missing_from(table, fixed, staging, within=within, low=int(values.min()),
+                            high=int(values.max()))
+        self._insert_from_arrow(table, data, stmt)
+
+    def _insert_from_arrow(self, table: sa.Table, data: Columns, stmt: sa.Executable) -> None:
+        """Run ``stmt``, which reads the batch ``data`` as the relation ``_STAGING``."""
         # An Arrow table over the arrays (no copy); DuckDB scans it natively.
         frame = pa.table({
             name: pa.array(values, type=_ARROW_TS if name == "ts" else None)
             for name, values in data.items()
         })
-        staging = sa.table(_STAGING, *(sa.column(c) for c in data))
-        stmt = upsert_from(table, fixed, staging, update=update)
         with self._transaction(write=True, what=f"write {table.name}") as tx:
             tx.cur.register(_STAGING, frame)
             try:

@@ -100,6 +100,9 @@ market_data = sa.Table(
 
 #: Market trades (ticks). The key orders ``ts`` before ``id`` so range reads use it;
 #: PostgreSQL partitions the table by month (partitions are created on demand).
+#: On DuckDB the key is not indexed (migration 2): maintaining an index entry per
+#: trade made bulk imports 3-10x slower, so :meth:`Store.save_raw_trades` keeps it
+#: unique itself, inserting only the rows whose key is not stored in the batch's id range.
 raw_trades = sa.Table(
     "raw_trades",
     metadata,
@@ -147,11 +150,29 @@ signals = sa.Table(
     sa.PrimaryKeyConstraint("bot_id", "ts", name="signals_pkey"),
 )
 
-#: Fills of the paper broker; one per (bot, candle, side), so a replayed candle
-#: rewrites its fill instead of adding one.
+#: Fills of the paper broker; ``seq`` orders the fills of one candle (a stop or
+#: target, then the close's order), so a replayed candle rewrites its fills
+#: instead of adding some. ``reason``: signal, stop_loss, take_profit,
+#: trailing_stop or reversal.
 trades = sa.Table(
     "trades",
     metadata,
+    sa.Column("bot_id", KeyText, nullable=False),
+    _ts("ts", nullable=False),
+    sa.Column("seq", sa.SmallInteger(), nullable=False),
+    sa.Column("side", KeyText, nullable=False),
+    _float("price"),
+    _float("amount"),
+    _float("fee"),
+    _float("realized_pnl", nullable=True),
+    sa.Column("reason", KeyText, nullable=True),
+    sa.PrimaryKeyConstraint("bot_id", "ts", "seq", name="trades_pkey"),
+)
+
+#: The fills table of schema version 1 (one fill per candle and side), for migration 1.
+_trades_v1 = sa.Table(
+    "trades",
+    sa.MetaData(),
     sa.Column("bot_id", KeyText, nullable=False),
     _ts("ts", nullable=False),
     sa.Column("side", KeyText, nullable=False),
@@ -207,9 +228,36 @@ def _create(tables: Sequence[sa.Table]) -> Callable[[Dialect], list[ExecutableDD
     return statements
 
 
+def _unindexed_raw_trades(dialect: Dialect) -> list[ExecutableDDLElement | str]:
+    """DuckDB: rebuild ``raw_trades`` without its primary-key index (rows kept)."""
+    if dialect.name != "duckdb":
+        return []
+    new = sa.Table("raw_trades_unindexed", sa.MetaData(),
+                   *(sa.Column(c.name, c.type, nullable=c.nullable) for c in raw_trades.columns))
+    return [CreateTable(new), f"INSERT INTO {new.name} SELECT * FROM {raw_trades.name}",
+            f"DROP TABLE {raw_trades.name}", f"ALTER TABLE {new.name} RENAME TO {raw_trades.name}"]
+
+
+def _fills_in_sequence(dialect: Dialect) -> list[ExecutableDDLElement | str]:
+    """Version 3: fills keyed by their order within a candle, with the reason they filled."""
+    out: list[ExecutableDDLElement | str] = ["ALTER TABLE trades RENAME TO trades_v1"]
+    if dialect.name == "postgresql":  # constraint names are per schema there
+        out.append("ALTER TABLE trades_v1 RENAME CONSTRAINT trades_pkey TO trades_v1_pkey")
+    out.append(CreateTable(trades))
+    out.append("INSERT INTO trades (bot_id, ts, seq, side, price, amount, fee, realized_pnl, "
+               "reason) SELECT bot_id, ts, CASE WHEN side = 'buy' THEN 0 ELSE 1 END, side, "
+               "price, amount, fee, realized_pnl, 'signal' FROM trades_v1")
+    out.append("DROP TABLE trades_v1")
+    return out
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "market data, raw trades, bots, signals, trades, performance",
-              _create(DATA_TABLES)),
+              _create([_trades_v1 if t is trades else t for t in DATA_TABLES])),
+    Migration(2, "raw trades: key kept unique by the writer, not by an index (DuckDB)",
+              _unindexed_raw_trades),
+    Migration(3, "bot fills: several per candle (seq), and the reason each filled",
+              _fills_in_sequence),
 )
 
 #: The version a fully migrated database has.

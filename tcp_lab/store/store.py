@@ -25,6 +25,7 @@ from tcp_lab.store._convert import (
     from_db_time,
     py_time,
     time_range,
+    utc,
     validate_trades,
 )
 from tcp_lab.store._lease import Lease
@@ -321,10 +322,30 @@ class Store(BotsMixin):
             return 0
         data = {"ts": pd.DatetimeIndex(df["ts"]).asi8, "id": df["id"].to_numpy(),
                 "price": df["price"].to_numpy(), "amount": df["amount"].to_numpy(),
-                "side": df["side"].to_numpy(dtype=object, na_value=None)}
-        self._backend.bulk_upsert(S.raw_trades, {"exchange": exchange, "symbol": symbol}, data,
-                                  update=False)
+                "side": df["side"].array}
+        self._backend.insert_missing(S.raw_trades, {"exchange": exchange, "symbol": symbol},
+                                     data, within="id")
         return len(df)
+
+    def load_trade_prices(self, exchange: str, symbol: str, start: object = None,
+                          end: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Times, prices and amounts of the stored trades with ``start < ts <= end``, in
+        (ts, id) order.
+
+        What a trades-resolved backtest reads, one chunk of candles at a time:
+        arrays (``ts`` as int64 epoch microseconds, UTC; ``price`` and
+        ``amount`` as float64), no frame, no ids or sides. ``start`` is
+        exclusive, as a candle stamped T holds the trades in ``(T_prev, T]``.
+        """
+        t = S.raw_trades.c
+        lo = None if start is None else utc(start, "start") + pd.Timedelta(microseconds=1)
+        where = [t.exchange == check_name(exchange, "exchange"),
+                 t.symbol == check_name(symbol, "symbol"), *time_range(t.ts, lo, end)]
+        df = self._backend.read_frame(S.raw_trades, ["ts", "price", "amount"], where,
+                                      ["ts", "id"])
+        ts = pd.DatetimeIndex(df["ts"]).as_unit("us").asi8
+        return (np.ascontiguousarray(ts), df["price"].to_numpy(dtype=np.float64),
+                df["amount"].to_numpy(dtype=np.float64))
 
     def load_raw_trades(self, exchange: str, symbol: str, start: object = None,
                         end: object = None) -> pd.DataFrame:

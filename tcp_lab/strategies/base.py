@@ -193,6 +193,10 @@ class StrategyOutput:
         backtests reverse on ``exits`` (short) and ``entries`` (long).
     confidence
         Optional 0..1 confidence of each candle's decision.
+    stop_price, target_price
+        Optional price levels for an entry on that candle (NaN: none), read at
+        the entry bar: e.g. an ATR stop. They replace the ``stop_loss`` /
+        ``take_profit`` options for that entry.
     """
 
     entries: pd.Series
@@ -201,6 +205,8 @@ class StrategyOutput:
     short_entries: pd.Series | None = None
     short_exits: pd.Series | None = None
     confidence: pd.Series | None = None
+    stop_price: pd.Series | None = None
+    target_price: pd.Series | None = None
 
     def signal_columns(self) -> dict[str, pd.Series]:
         """The signal series that are set, by name (``entries``, ``exits``, ``short_*``)."""
@@ -226,6 +232,8 @@ class ArrayOutput:
     short_entries: np.ndarray | None = None
     short_exits: np.ndarray | None = None
     confidence: np.ndarray | None = None
+    stop_price: np.ndarray | None = None
+    target_price: np.ndarray | None = None
 
     def to_output(self, index: pd.Index) -> StrategyOutput:
         """The same values as a :class:`StrategyOutput` of Series on ``index``."""
@@ -240,6 +248,8 @@ class ArrayOutput:
             short_entries=series(self.short_entries, "short_entries"),
             short_exits=series(self.short_exits, "short_exits"),
             confidence=series(self.confidence, "confidence"),
+            stop_price=series(self.stop_price, "stop_price"),
+            target_price=series(self.target_price, "target_price"),
         )
 
 
@@ -323,8 +333,10 @@ def check_output(output: Any, candles: pd.DataFrame, owner: str) -> StrategyOutp
             raise StrategyError(
                 f"strategy {owner!r}: indicator {key!r} has {len(s)} rows, expected {n}"
             )
-    if output.confidence is not None and len(output.confidence) != n:
-        raise StrategyError(f"strategy {owner!r}: confidence has the wrong length")
+    for key in ("confidence", "stop_price", "target_price"):
+        s = getattr(output, key)
+        if s is not None and len(s) != n:
+            raise StrategyError(f"strategy {owner!r}: {key} has {len(s)} rows, expected {n}")
     if all(fixed[k] is getattr(output, k) for k in fixed):
         return output
     return StrategyOutput(
@@ -334,6 +346,8 @@ def check_output(output: Any, candles: pd.DataFrame, owner: str) -> StrategyOutp
         short_entries=fixed["short_entries"],
         short_exits=fixed["short_exits"],
         confidence=output.confidence,
+        stop_price=output.stop_price,
+        target_price=output.target_price,
     )
 
 

@@ -51,6 +51,8 @@ class Decision:
     short_exit: bool | None
     confidence: float | None
     indicators: dict[str, float]
+    stop_price: float = math.nan
+    target_price: float = math.nan
 
     @property
     def action(self) -> str:
@@ -78,10 +80,15 @@ class Decision:
 
         conf = out.confidence
         confidence = None if conf is None or pd.isna(conf.iat[-1]) else float(conf.iat[-1])
+
+        def level(s: pd.Series | None) -> float:
+            return math.nan if s is None else float(s.iat[-1])
+
         return cls(entry=bool(out.entries.iat[-1]), exit=bool(out.exits.iat[-1]),
                    short_entry=last(out.short_entries), short_exit=last(out.short_exits),
                    confidence=confidence,
-                   indicators={k: float(v.iat[-1]) for k, v in out.indicators.items()})
+                   indicators={k: float(v.iat[-1]) for k, v in out.indicators.items()},
+                   stop_price=level(out.stop_price), target_price=level(out.target_price))
 
     @classmethod
     def of_arrays(cls, out: ArrayOutput, n: int, owner: str) -> Decision:
@@ -104,9 +111,12 @@ class Decision:
         if out.confidence is not None:
             value = float(_last(out.confidence, "confidence", n, owner))
             confidence = None if math.isnan(value) else value
+        levels = {key: math.nan if getattr(out, key) is None else
+                  float(_last(getattr(out, key), key, n, owner))
+                  for key in ("stop_price", "target_price")}
         return cls(entry=bool(flags["entries"]), exit=bool(flags["exits"]),
                    short_entry=flags["short_entries"], short_exit=flags["short_exits"],
-                   confidence=confidence, indicators=indicators)
+                   confidence=confidence, indicators=indicators, **levels)
 
 
 def _last(values: np.ndarray, what: str, n: int, owner: str) -> object:

@@ -68,7 +68,7 @@ def bot_row(bot: Mapping[str, Any], store: Store | None,
         if len(perf):
             equity = float(perf["equity"].iat[-1])
             position = float(perf["position"].iat[-1])
-    initial = cfg.get("initial_balance")
+    initial = cfg.get("init_cash", cfg.get("initial_balance"))
     if equity is None and position in (None, 0, 0.0) and "cash" in account:
         equity = float(account["cash"])  # flat: equity is the cash
     pnl = None if equity is None or initial is None else equity - float(initial)

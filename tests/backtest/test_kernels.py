@@ -7,15 +7,10 @@ import pandas as pd
 import pytest
 
 from tcp_lab.backtest.fused import BLOCK_BARS, FUSED_KERNELS, run_fused
-from tcp_lab.backtest.kernels import (
-    ACC_FIELDS,
-    SIZE_AMOUNT,
-    SIZE_PERCENT,
-    SIZE_VALUE,
-    simulate_signals_nb,
-)
+from tcp_lab.backtest.kernels import ACC_FIELDS, simulate_signals_nb
 from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics
 from tcp_lab.backtest.sweep_metrics import finalize_metrics
+from tcp_lab.execution.account import SIZE_AMOUNT, SIZE_PERCENT, SIZE_VALUE
 from tcp_lab.strategies import get_strategy
 from tcp_lab.strategies.indicators import crossed_above, ema, sma
 from tcp_lab.testing import make_candles
@@ -23,6 +18,36 @@ from tcp_lab.testing import make_candles
 vbt = pytest.importorskip("vectorbt")
 
 NEVER = np.zeros((0, 0), dtype=bool)
+NO_LEVELS = np.zeros((0, 0))
+NO_TRADES = (np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
+             np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+
+
+def kernel_opts(m, fees, slippage, size, size_type, stop_loss=0.0, take_profit=0.0, trail=0.0):
+    """``m`` rows of the engine's option array (OPTION_FIELDS order)."""
+    row = [fees, slippage, size, size_type, stop_loss, take_profit, trail, 0.0, 0.0]
+    return np.tile(np.array(row, dtype=np.float64), (m, 1))
+
+
+def bars_of(close, price):
+    """(4, n) bars whose open is the fill price of next-open runs (high/low: the close)."""
+    return np.ascontiguousarray(np.stack([price, close, close, close]).astype(np.float64))
+
+
+def sim(close, price, le, lx, se, sx, segments, fees, slippage, init_cash, size, size_type,
+        at_open=False):
+    """The old call shape of the signal kernel, on the engine's bars and options."""
+    return simulate_signals_nb(bars_of(close, price), le, lx, se, sx, NO_LEVELS, NO_LEVELS,
+                               segments, at_open,
+                               kernel_opts(le.shape[1], fees, slippage, size, size_type),
+                               init_cash, NO_TRADES)
+
+
+def fused(name, close, price, combos, segments, *, shift, reverse, fees, slippage, init_cash,
+          size, size_type):
+    return run_fused(name, bars_of(close, price), combos, segments, shift=shift,
+                     reverse=reverse, init_cash=init_cash, trades=NO_TRADES,
+                     opts=kernel_opts(len(combos), fees, slippage, size, size_type))
 
 
 def tick_prices(n: int, seed: int, repeat: float = 0.4) -> np.ndarray:
@@ -67,14 +92,14 @@ def test_fused_crosses_are_the_strategys_on_exact_ties():
     candles = pd.DataFrame({"close": x, "open": x})
     combos = [{"fast": 5, "slow": 20}, {"fast": 3, "slow": 4}, {"fast": 1, "slow": 2}]
     segments = np.array([[0, len(x)]], dtype=np.int64)
-    got = run_fused("sma_cross", x, x, combos, segments, shift=0, reverse=False, fees=0.0,
-                    slippage=0.0, init_cash=1000.0, size=np.inf, size_type=SIZE_AMOUNT)
+    got = fused("sma_cross", x, x, combos, segments, shift=0, reverse=False, fees=0.0,
+                slippage=0.0, init_cash=1000.0, size=np.inf, size_type=SIZE_AMOUNT)
     for k, combo in enumerate(combos):
         out = get_strategy("sma_cross", combo).compute(candles)
         e = np.asfortranarray(out.entries.to_numpy()[:, None])
         ex = np.asfortranarray(out.exits.to_numpy()[:, None])
-        expected = simulate_signals_nb(x, x, e, ex, NEVER, NEVER, segments, 0.0, 0.0, 1000.0,
-                                       np.inf, SIZE_AMOUNT)
+        expected = sim(x, x, e, ex, NEVER, NEVER, segments, 0.0, 0.0, 1000.0, np.inf,
+                       SIZE_AMOUNT)
         np.testing.assert_array_equal(got[k], expected[0])
 
 
@@ -146,8 +171,8 @@ def test_simulate_signals_matches_vectorbt(direction, layout, size, vbt_size_typ
         theirs = {"entries": entries, "exits": exits, "short_entries": short_entries,
                   "short_exits": short_exits}
     segments = np.array([[0, n]], dtype=np.int64)
-    acc = simulate_signals_nb(close, price, *ours, segments, fees, slippage, init_cash,
-                              float(size), size_type)
+    acc = sim(close, price, *ours, segments, fees, slippage, init_cash, float(size), size_type,
+              at_open=next_open)
     assert acc.shape == (m, 1, len(ACC_FIELDS))
     kw = {"direction": direction} if layout != "ls" else {}  # (LS mode takes no direction)
     pf = vbt_run(close, price, {**theirs, **kw}, size=size, size_type=vbt_size_type, fees=fees,
@@ -165,13 +190,13 @@ def test_segments_are_independent_accounts():
     close = candles["close"].to_numpy()
     entries, exits = random_signals(len(close), 6, seed=9)
     segments = np.array([[0, 700], [700, 1500], [1500, 2000]], dtype=np.int64)
-    acc = simulate_signals_nb(close, close, entries, exits, NEVER, NEVER, segments, 0.001, 0.0,
-                              1000.0, np.inf, SIZE_AMOUNT)
+    acc = sim(close, close, entries, exits, NEVER, NEVER, segments, 0.001, 0.0, 1000.0, np.inf,
+              SIZE_AMOUNT)
     for s, (a, b) in enumerate(segments):
-        part = simulate_signals_nb(close[a:b], close[a:b], np.asfortranarray(entries[a:b]),
-                                   np.asfortranarray(exits[a:b]), NEVER, NEVER,
-                                   np.array([[0, b - a]], dtype=np.int64), 0.001, 0.0, 1000.0,
-                                   np.inf, SIZE_AMOUNT)
+        part = sim(close[a:b], close[a:b], np.asfortranarray(entries[a:b]),
+                   np.asfortranarray(exits[a:b]), NEVER, NEVER,
+                   np.array([[0, b - a]], dtype=np.int64), 0.001, 0.0, 1000.0, np.inf,
+                   SIZE_AMOUNT)
         np.testing.assert_array_equal(acc[:, s], part[:, 0])
 
 
@@ -198,10 +223,11 @@ def test_fused_kernel_equals_signal_kernel_on_strategy_signals(name, reverse, sh
     segments = np.array([[0, cut], [cut, n]], dtype=np.int64)
     opts = (0.002, 0.001, 5000.0, np.inf, SIZE_AMOUNT)
     signals = (entries, NEVER, exits, NEVER) if reverse else (entries, exits, NEVER, NEVER)
-    expected = simulate_signals_nb(x, price, *signals, segments, *opts)
-    got = run_fused(name, x, price, combos, segments, shift=shift, reverse=reverse,
-                    fees=opts[0], slippage=opts[1], init_cash=opts[2], size=opts[3],
-                    size_type=opts[4])
+    expected = sim(x, price, *signals, segments, opts[0], opts[1], opts[2], opts[3], opts[4],
+                   at_open=bool(shift))
+    got = fused(name, x, price, combos, segments, shift=shift, reverse=reverse,
+                fees=opts[0], slippage=opts[1], init_cash=opts[2], size=opts[3],
+                size_type=opts[4])
     np.testing.assert_array_equal(got, expected)
 
 

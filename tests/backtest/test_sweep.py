@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tcp_lab.backtest import run_backtest
 from tcp_lab.backtest.metrics import METRIC_NAMES
-from tcp_lab.backtest.sweep import candles_to_arrays, run_chunk, sweep
+from tcp_lab.backtest.param_sweep import candles_to_arrays, run_chunk, sweep
 from tcp_lab.errors import ConfigError, StrategyError
 from tcp_lab.strategies import BaseStrategy, Parameter, StrategyOutput, get_strategy
 from tcp_lab.testing import make_candles

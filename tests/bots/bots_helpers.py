@@ -21,7 +21,7 @@ def make_config(name: str = "bot1", **kw: Any) -> BotConfig:
     """A bot on binance BTC/USDT 1m that trades every stored candle by default."""
     values = dict(name=name, strategy="sma_cross", parameters={"fast": 5, "slow": 20},
                   exchange=EXCHANGE, symbol=SYMBOL, timeframe=TIMEFRAME, start="earliest",
-                  fee=0.001, slippage=0.0005)
+                  fees=0.001, slippage=0.0005)
     values.update(kw)
     return BotConfig(**values)
 
@@ -85,22 +85,24 @@ class FakeStore:
         self.signals[(bot_id, ts)] = dict(action=action, confidence=confidence, price=price,
                                           indicators=indicators)
 
-    def record_bot_trade(self, bot_id, ts, side, price, amount, *, fee=0.0, realized_pnl=None):
+    def record_bot_trade(self, bot_id, ts, side, price, amount, *, fee=0.0, realized_pnl=None,
+                         seq=0, reason="signal"):
         self.writes += 1
-        self.trades[(bot_id, ts, side)] = dict(side=side, price=price, amount=amount, fee=fee,
-                                               realized_pnl=realized_pnl)
+        self.trades[(bot_id, ts, seq)] = dict(side=side, price=price, amount=amount, fee=fee,
+                                              realized_pnl=realized_pnl, reason=reason)
 
     def record_performance(self, bot_id, ts, *, cash, position, equity):
         self.writes += 1
         self.performance[(bot_id, ts)] = dict(cash=cash, position=position, equity=equity)
 
-    def record_bot_candle(self, bot_id, ts, *, action, confidence, price, indicators, fill, cash,
-                          position, equity, state):
+    def record_bot_candle(self, bot_id, ts, *, action, confidence, price, indicators, fills=(),
+                          cash, position, equity, state):
         self.record_signal(bot_id, ts, action, confidence=confidence, price=price,
                            indicators=indicators)
-        if fill is not None:
+        for seq, fill in enumerate(fills):
             self.record_bot_trade(bot_id, ts, fill["side"], fill["price"], fill["amount"],
-                                  fee=fill["fee"], realized_pnl=fill["realized_pnl"])
+                                  fee=fill["fee"], realized_pnl=fill["realized_pnl"], seq=seq,
+                                  reason=fill["reason"])
         self.record_performance(bot_id, ts, cash=cash, position=position, equity=equity)
         if isinstance(state, str):  # the store accepts the document as JSON text
             state = json.loads(state)
@@ -147,6 +149,18 @@ def backtest_fills(result) -> pd.DataFrame:
                     "realized_pnl": sum(pnls) if pnls else math.nan}
     index = pd.DatetimeIndex(list(rows), dtype=TS_DTYPE, name="ts")
     return pd.DataFrame(list(rows.values()), index=index)
+
+
+def engine_fills(result) -> pd.DataFrame:
+    """The backtest engine's fills, one row each (several per candle possible), in order."""
+    from tcp_lab.execution import REASONS
+    from tcp_lab.execution.simulate import ORDER_FIELDS
+
+    o = dict(zip(ORDER_FIELDS, result.orders.T, strict=True))
+    index = pd.DatetimeIndex(result.candles.index[o["idx"].astype(int)], name="ts")
+    return pd.DataFrame({"side": np.where(o["side"] > 0, "buy", "sell"), "price": o["price"],
+                         "amount": o["size"], "fee": o["fees"], "realized_pnl": np.nan,
+                         "reason": [REASONS[int(r)] for r in o["reason"]]}, index=index)
 
 
 def assert_same_fills(bot_trades: pd.DataFrame, expected: pd.DataFrame, rtol: float = 1e-9) -> None:

@@ -14,18 +14,26 @@ from hypothesis import strategies as st
 from tcp_lab.backtest import run_backtest
 from tcp_lab.bots import Account, Flags, PaperBroker
 from tcp_lab.errors import ConfigError
+from tcp_lab.execution import TradingOptions
 from tcp_lab.strategies import BaseStrategy, StrategyOutput
 from tcp_lab.testing import make_candles
 
 
 def broker(**kw) -> PaperBroker:
-    values = dict(fee=0.001, slippage=0.0, size=1.0, size_type="percent", direction="long")
+    values = dict(fees=0.001, slippage=0.0, size=1.0, size_type="percent", direction="long")
     values.update(kw)
-    return PaperBroker(**values)
+    return PaperBroker(TradingOptions(**values))
+
+
+def close_only(b: PaperBroker, acct: Account, flags: Flags, price: float):
+    """A candle that opens, peaks, bottoms and closes at ``price``: at most one fill."""
+    acct, fills = b.on_candle(acct, flags, (price, price, price, price))
+    assert len(fills) <= 1
+    return acct, (fills[0] if fills else None)
 
 
 def test_all_in_buy_spends_the_cash_including_the_fee():
-    acct, fill = broker(slippage=0.01).on_signal(Account.opening(1000.0), Flags(long_entry=True),
+    acct, fill = close_only(broker(slippage=0.01), Account.opening(1000.0), Flags(long_entry=True),
                                                  100.0)
     assert fill.side == "buy" and fill.price == pytest.approx(101.0)
     assert fill.amount * fill.price + fill.fee == pytest.approx(1000.0)
@@ -34,9 +42,9 @@ def test_all_in_buy_spends_the_cash_including_the_fee():
 
 
 def test_exit_sells_everything_and_realises_pnl_after_both_fees():
-    b = broker(fee=0.002, slippage=0.001)
-    acct, buy = b.on_signal(Account.opening(1000.0), Flags(long_entry=True), 100.0)
-    acct, sell = b.on_signal(acct, Flags(long_exit=True), 110.0)
+    b = broker(fees=0.002, slippage=0.001)
+    acct, buy = close_only(b, Account.opening(1000.0), Flags(long_entry=True), 100.0)
+    acct, sell = close_only(b, acct, Flags(long_exit=True), 110.0)
     assert sell.side == "sell" and sell.amount == buy.amount and acct.position == 0.0
     assert sell.price == pytest.approx(110.0 * 0.999)
     expected = sell.amount * (sell.price - buy.price) - buy.fee - sell.fee
@@ -46,35 +54,36 @@ def test_exit_sells_everything_and_realises_pnl_after_both_fees():
 
 def test_repeated_entries_do_not_accumulate_and_conflicts_are_ignored():
     b = broker()
-    acct, _ = b.on_signal(Account.opening(1000.0), Flags(long_entry=True), 100.0)
-    assert b.on_signal(acct, Flags(long_entry=True), 90.0) == (acct, None)
-    assert b.on_signal(acct, Flags(long_entry=True, long_exit=True), 90.0) == (acct, None)
+    acct, _ = close_only(b, Account.opening(1000.0), Flags(long_entry=True), 100.0)
+    assert close_only(b, acct, Flags(long_entry=True), 90.0) == (acct, None)
+    assert close_only(b, acct, Flags(long_entry=True, long_exit=True), 90.0) == (acct, None)
     flat = Account.opening(1000.0)
-    assert b.on_signal(flat, Flags(long_exit=True), 90.0) == (flat, None)
+    assert close_only(b, flat, Flags(long_exit=True), 90.0) == (flat, None)
 
 
 def test_partial_percent_and_reversal():
-    acct, fill = broker(size=0.25).on_signal(Account.opening(1000.0), Flags(long_entry=True), 10.0)
+    acct, fill = close_only(broker(size=0.25), Account.opening(1000.0), Flags(long_entry=True),
+                            10.0)
     assert fill.amount * fill.price + fill.fee == pytest.approx(250.0)
     assert acct.cash == pytest.approx(750.0)
     ls = broker(direction="longshort")
-    acct, _ = ls.on_signal(Account.opening(1000.0), ls.flags(True, False), 10.0)
-    acct, rev = ls.on_signal(acct, ls.flags(False, True), 12.0)
+    acct, _ = close_only(ls, Account.opening(1000.0), ls.flags(True, False), 10.0)
+    acct, rev = close_only(ls, acct, ls.flags(False, True), 12.0)
     assert rev.side == "sell" and acct.position < 0 and rev.realized_pnl > 0
     assert rev.amount > 99  # closes ~99.9 units and shorts about as many again
-    acct, cover = ls.on_signal(acct, ls.flags(True, False), 11.0)
+    acct, cover = close_only(ls, acct, ls.flags(True, False), 11.0)
     assert cover.side == "buy" and acct.position > 0 and cover.realized_pnl > 0
 
 
 def test_account_round_trips_through_a_dict():
     b = broker(direction="longshort")
-    acct, _ = b.on_signal(Account.opening(1234.5), b.flags(False, True), 3.3)
+    acct, _ = close_only(b, Account.opening(1234.5), b.flags(False, True), 3.3)
     assert Account.from_dict(acct.to_dict()) == acct
     assert acct.equity(3.0) == acct.cash + acct.position * 3.0
 
 
 @pytest.mark.parametrize("kw", [dict(size_type="lots"), dict(direction="short"),
-                                dict(size=0.5, direction="longshort"), dict(fee=1.5),
+                                dict(size=0.5, direction="longshort"), dict(fees=1.5),
                                 dict(size=0)])
 def test_invalid_options_are_config_errors(kw):
     with pytest.raises(ConfigError):
@@ -121,13 +130,13 @@ def test_broker_reproduces_vectorbt_for_any_signals(seed, account, fee, slippage
     strategy = Given(e, x, shorts)
     result = run_backtest(strategy, candles, fees=fee, slippage=slippage, init_cash=5000.0,
                           size=size, size_type=size_type, direction=direction)
-    b = PaperBroker(fee=fee, slippage=slippage, size=size, size_type=size_type,
-                    direction=direction)
+    b = PaperBroker(TradingOptions(fees=fee, slippage=slippage, size=size, size_type=size_type,
+                                   direction=direction))
     acct, rows = Account.opening(5000.0), {}
     for i, ts in enumerate(candles.index):
         s = (None, None) if shorts is None else (bool(shorts[0][i]), bool(shorts[1][i]))
-        acct, fill = b.on_signal(acct, b.flags(bool(e[i]), bool(x[i]), *s),
-                                 float(candles["close"].iat[i]))
+        acct, fill = close_only(b, acct, b.flags(bool(e[i]), bool(x[i]), *s),
+                                float(candles["close"].iat[i]))
         if fill is not None:
             rows[ts] = {"side": fill.side, "price": fill.price, "amount": fill.amount,
                         "fee": fill.fee, "realized_pnl": math.nan if fill.realized_pnl is None

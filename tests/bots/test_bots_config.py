@@ -34,11 +34,30 @@ def test_defaults_name_from_the_file_and_canonical_parameters(tmp_path):
     config = load_bot_config(write(tmp_path, BASE | {"parameters": {"fast": 5.0}}))
     assert config.name == "my-bot"
     assert config.parameters == {"fast": 5, "slow": 30}  # coerced, defaults filled in
-    assert (config.fee, config.slippage, config.position_size, config.size_type,
+    assert (config.fees, config.slippage, config.size, config.size_type,
             config.direction, config.start) == (0.001, 0.0, 1.0, "percent", "long", "latest")
     assert BotConfig.model_validate(config.to_json()) == config
     with pytest.raises(ValidationError):
-        config.fee = 0.5  # frozen
+        config.fees = 0.5  # frozen
+
+
+def test_old_key_names_load_with_a_deprecation_message(tmp_path, caplog):
+    old = BASE | {"fee": 0.002, "initial_balance": 500.0, "position_size": 0.5}
+    with caplog.at_level("WARNING"):
+        config = load_bot_config(write(tmp_path, old))
+    assert (config.fees, config.init_cash, config.size) == (0.002, 500.0, 0.5)
+    for old_key, new_key in (("fee", "fees"), ("initial_balance", "init_cash"),
+                             ("position_size", "size")):
+        assert f"{old_key!r} is deprecated, use {new_key!r}" in caplog.text
+    with pytest.raises(ConfigError, match="both 'fee' and 'fees'"):
+        load_bot_config(write(tmp_path, BASE | {"fee": 0.002, "fees": 0.001}))
+
+
+def test_trading_options_are_the_backtests(tmp_path):
+    config = load_bot_config(write(tmp_path, BASE | {"stop_loss": 0.02, "trailing_stop": 0.05}))
+    opts = config.trading_options()
+    assert (opts.stop_loss, opts.trailing_stop, opts.take_profit) == (0.02, 0.05, None)
+    assert opts.price == "close" and opts.init_cash == config.init_cash
 
 
 @pytest.mark.parametrize(("change", "field", "words"), [
@@ -47,9 +66,10 @@ def test_defaults_name_from_the_file_and_canonical_parameters(tmp_path):
     ({"parameters": {"fats": 3}}, "field 'parameters'", "did you mean 'fast'"),
     ({"strategy": "sma_cros"}, "field 'strategy'", "did you mean 'sma_cross'"),
     ({"timeframe": "7m"}, "field 'timeframe'", "7m"),
-    ({"fee": 2}, "field 'fee'", "less than 1"),
-    ({"position_size": 2}, "field 'position_size'", "(0, 1]"),
-    ({"position_size": 0.5, "direction": "longshort"}, "field 'position_size'", "reverse"),
+    ({"fees": 2}, "field 'fees'", "less than 1"),
+    ({"size": 2}, "field 'size'", "(0, 1]"),
+    ({"size": 0.5, "direction": "longshort"}, "field 'size'", "reverse"),
+    ({"stop_loss": 1.5}, "field 'stop_loss'", "less than 1"),
     ({"direction": "short"}, "field 'direction'", "long"),
     ({"start": "2024-01-01"}, "field 'start'", "zone"),
     ({"name": "my bot"}, "field 'name'", "not a valid bot name"),

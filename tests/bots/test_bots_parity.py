@@ -11,6 +11,7 @@ from bots_helpers import (
     FakeStore,
     assert_same_fills,
     backtest_fills,
+    engine_fills,
     make_config,
 )
 
@@ -46,11 +47,15 @@ def _replay(config, candles, store=None) -> tuple[Bot, FakeStore]:
 
 
 def _check(bot, store, config, candles) -> None:
-    result = run_backtest(config.strategy, candles, parameters=config.parameters, fees=config.fee,
-                          slippage=config.slippage, init_cash=config.initial_balance,
-                          size=config.position_size, size_type=config.size_type,
-                          direction=config.direction)
-    assert_same_fills(store.load_bot_trades(bot.id), backtest_fills(result))
+    result = run_backtest(config.strategy, candles, parameters=config.parameters,
+                          **config.trading_options().to_dict())
+    if config.trading_options().has_levels:
+        got = store.load_bot_trades(bot.id)
+        want = engine_fills(result)
+        assert list(got["reason"]) == list(want["reason"])
+        assert_same_fills(got.assign(realized_pnl=np.nan), want.assign(realized_pnl=np.nan))
+    else:
+        assert_same_fills(store.load_bot_trades(bot.id), backtest_fills(result))
     perf = store.load_performance(bot.id)
     assert list(perf.index) == list(candles.index)
     np.testing.assert_allclose(perf["equity"].to_numpy(), result.equity.to_numpy(), rtol=1e-9)
@@ -71,8 +76,8 @@ CASES = [(s, "all-in long") for s in BUILT_INS] + [
 @pytest.mark.parametrize(("strategy", "account"), CASES)
 def test_replay_matches_backtest(strategy, account):
     fee, slippage, size, size_type, direction = ACCOUNTS[account]
-    config = make_config(strategy=strategy, parameters={}, fee=fee, slippage=slippage,
-                         position_size=size, size_type=size_type, direction=direction)
+    config = make_config(strategy=strategy, parameters={}, fees=fee, slippage=slippage,
+                         size=size, size_type=size_type, direction=direction)
     candles = make_candles(3000, seed=11)
     bot, store = _replay(config, candles)
     _check(bot, store, config, candles)
@@ -132,3 +137,19 @@ def test_replay_through_a_real_store_with_restarts_matches_backtest(store_url):
                     bot.process_candle(msg)
             done = cut
         _check(bot, store, config, candles)
+
+
+@pytest.mark.parametrize("levels", [
+    {"stop_loss": 0.004, "take_profit": 0.006},
+    {"trailing_stop": 0.003},
+    {"stop_loss": 0.01, "trailing_stop": 0.004, "take_profit": 0.02},
+])
+@pytest.mark.parametrize("direction", ["long", "longshort"])
+def test_replay_with_stops_matches_backtest(levels, direction):
+    config = make_config(strategy="sma_cross", parameters={"fast": 5, "slow": 20},
+                         direction=direction, **levels)
+    candles = make_candles(2000, seed=5, volatility=2.0)
+    bot, store = _replay(config, candles)
+    reasons = set(store.load_bot_trades(bot.id)["reason"])
+    assert reasons & {"stop_loss", "take_profit", "trailing_stop"}  # the levels did fire
+    _check(bot, store, config, candles)

@@ -34,7 +34,7 @@ def config_dir(tmp_path):
     (folder / "sma-test.json").write_text(json.dumps({
         "strategy": "sma_cross", "parameters": {"fast": 5, "slow": 20}, "exchange": "binance",
         "symbol": "BTC/USDT", "timeframe": "1m", "start": "earliest",
-        "initial_balance": 1000.0}))
+        "init_cash": 1000.0}))
     return folder
 
 
@@ -200,7 +200,7 @@ def test_rows_and_table_without_a_store():
     bot = {"id": "b", "status": "running", "strategy": "sma_cross", "heartbeat": beat,
            "last_candle_ts": None, "restart_count": 2, "last_error": None,
            "state": {"config": {"exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1m",
-                                "initial_balance": 1000.0},
+                                "init_cash": 1000.0},
                      "account": {"cash": 1100.0, "position": 0.0}}}
     newer = beat + pd.Timedelta("30s")
     row = bot_row(bot, None, {"heartbeat": newer, "last_signal": "buy @ 1"})

@@ -29,6 +29,7 @@ starts flat with ``init_cash``.
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -37,10 +38,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tcp_lab.backtest.engine import _check_options, infer_timeframe
+from tcp_lab.backtest.engine import infer_timeframe
 from tcp_lab.backtest.fused import tile_order
 from tcp_lab.backtest.metrics import METRIC_NAMES
-from tcp_lab.backtest.sweep_chunk import candles_to_arrays, fused_name, run_chunk, strategy_class
+from tcp_lab.backtest.sweep_chunk import (
+    TRADE_KEYS,
+    candles_to_arrays,
+    fused_name,
+    run_chunk,
+    strategy_class,
+)
+from tcp_lab.backtest.trade_source import TradeChunks
 from tcp_lab.distributed import (
     Task,
     broadcast,
@@ -50,6 +58,7 @@ from tcp_lab.distributed import (
     worker_threads,
 )
 from tcp_lab.errors import ConfigError, StrategyError
+from tcp_lab.execution import LEVEL_OPTIONS, TradingOptions
 from tcp_lab.strategies import BaseStrategy
 from tcp_lab.timeframes import parse_timeframe, to_utc_timestamp, validate_candles
 
@@ -63,8 +72,6 @@ _YEAR_US = 365 * 86400 * 1_000_000
 #: Candle-combinations of work in the smallest cluster task (about 0.1 s on one core,
 #: measured: ~10 ns per candle and combination fused, ~33 ns generic).
 TASK_MIN_WORK = {"fused": 10_000_000, "generic": 3_000_000}
-_DEFAULTS = {"fees": 0.001, "slippage": 0.0, "init_cash": 10_000.0, "size": 1.0,
-             "size_type": "percent", "direction": "long", "price": "close"}
 
 
 # -- the public sweep -------------------------------------------------------------------
@@ -107,9 +114,18 @@ def _segments(
 def _combos(
     cls: type[BaseStrategy], grid: Mapping[str, Any] | None, n_random: int | None, seed: int
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """The combinations to run and their positions in the full (filtered) grid."""
+    """The combinations to run and their positions in the full (filtered) grid.
+
+    Trading options in the grid (:data:`~tcp_lab.execution.LEVEL_OPTIONS`:
+    ``stop_loss``, ``take_profit``, ``trailing_stop``) multiply the strategy's
+    combinations; they are columns like the parameters.
+    """
     ranges = dict(grid) if grid is not None else {p.name: ... for p in cls.parameters}
+    levels = {k: list(ranges.pop(k)) for k in LEVEL_OPTIONS if k in ranges}
     combos = cls.parameter_grid(**ranges)
+    if levels:
+        combos = [c | dict(zip(levels, values, strict=True)) for c in combos
+                  for values in itertools.product(*levels.values())]
     if not combos:
         raise StrategyError(
             f"sweep of {cls.name!r}: the grid {ranges} has no valid combination",
@@ -177,6 +193,9 @@ def sweep(
     chunk_size: int | None = None,
     progress: bool = True,
     timeframe: str | None = None,
+    trades: pd.DataFrame | str | None = None,
+    exchange: str | None = None,
+    symbol: str | None = None,
     **backtest_options: Any,
 ) -> pd.DataFrame:
     """Backtest every parameter combination of a grid; one row of metrics per combination.
@@ -217,9 +236,15 @@ def sweep(
         Show a ``tqdm`` bar (one step per chunk, as chunks complete).
     timeframe
         Candle timeframe; inferred from the index when omitted.
+    trades, exchange, symbol
+        Resolve stops and targets on market trades, as :func:`run_backtest`
+        does (a frame of ``ts, price, amount``, or ``"store"`` for the stored
+        trades of ``exchange``/``symbol``); they are read into memory once.
     **backtest_options
-        ``fees``, ``slippage``, ``init_cash``, ``size``, ``size_type``,
-        ``direction``, ``price`` — as in :func:`run_backtest`.
+        The trading options of :func:`run_backtest` (``fees``, ``slippage``,
+        ``init_cash``, ``size``, ``size_type``, ``direction``, ``price``,
+        ``stop_loss``, ``take_profit``, ``trailing_stop``). Stop, target and
+        trailing stop may also be swept: put a list of them in ``grid``.
 
     Returns
     -------
@@ -255,20 +280,16 @@ def sweep(
     """
     started = time.perf_counter()
     cls = strategy_class(strategy)
-    unknown = sorted(set(backtest_options) - set(_DEFAULTS))
-    if unknown:
-        guess = difflib.get_close_matches(unknown[0], list(_DEFAULTS), n=1)
-        dym = f"; did you mean {guess[0]!r}?" if guess else ""
-        raise ConfigError(f"sweep: unknown option {unknown[0]!r}{dym}",
-                          hint="options: " + ", ".join(_DEFAULTS))
+    base = TradingOptions.from_mapping(backtest_options, owner="sweep")
     if metric not in METRIC_NAMES:
         guess = difflib.get_close_matches(metric, METRIC_NAMES, n=1)
         dym = f"; did you mean {guess[0]!r}?" if guess else ""
         raise ConfigError(f"sweep: unknown metric {metric!r}{dym}",
                           hint="metrics: " + ", ".join(METRIC_NAMES))
-    opts = {**_DEFAULTS, **backtest_options}
-    _check_options(opts["fees"], opts["slippage"], opts["init_cash"], opts["size"],
-                   opts["size_type"], opts["direction"], opts["price"])
+    opts = base.to_dict()
+    for key in LEVEL_OPTIONS:  # swept stops and targets: each value checked once, here
+        for value in (grid or {}).get(key, ()):
+            TradingOptions.from_mapping(opts | {key: value}, owner=f"sweep grid {key}")
     candles = validate_candles(candles, timeframe)
     tf = parse_timeframe(timeframe) if timeframe is not None else infer_timeframe(candles.index)
     segments, prefixes = _segments(candles.index, holdout, walk_forward)
@@ -285,6 +306,8 @@ def sweep(
     threads = None if client is None else worker_threads(client)
     order, chunks = _chunks(cls, combos, len(candles), options, chunk_size, threads)
     arrays = candles_to_arrays(candles)
+    if trades is not None:
+        arrays |= sweep_trade_arrays(trades, candles, base, exchange, symbol)
     ref: str | type[BaseStrategy] = cls.name if fused_name(cls) else cls
     run = _run_here if client is None else _run_on_cluster
     parts = run(client, cls, ref, arrays, combos, chunks, options, progress)
@@ -313,6 +336,19 @@ def sweep(
         "combos_per_s": len(df) / elapsed if elapsed > 0 else float("nan"),
     }
     return df
+
+
+def sweep_trade_arrays(trades: pd.DataFrame | str, candles: pd.DataFrame,
+                       opts: TradingOptions, exchange: str | None, symbol: str | None,
+                       ) -> dict[str, np.ndarray]:
+    """The market trades of a sweep, indexed by bar, as arrays that ship with the candles."""
+    if opts.price != "close":
+        raise ConfigError("sweep: trades resolve stops for entries at the close; "
+                          f"price={opts.price!r} is not supported with trades",
+                          hint="use price='close' with trades=")
+    whole = TradeChunks(trades, candles, exchange=exchange, symbol=symbol,
+                        timed=opts.needs_trade_times).whole()
+    return dict(zip(TRADE_KEYS, whole, strict=True))
 
 
 def _run_here(client: None, cls: type[BaseStrategy], ref: str | type[BaseStrategy],
