@@ -29,7 +29,8 @@ from tcp_lab.execution.simulate import open_trip_nb, run_bars_nb
 from tcp_lab.strategies import BaseStrategy, StrategyOutput, check_output, get_strategy
 from tcp_lab.timeframes import Timeframe, parse_timeframe, validate_candles
 
-__all__ = ["run_backtest", "infer_timeframe", "simulate_output", "intrabar_report",
+__all__ = ["run_backtest", "infer_timeframe", "candle_timeframe", "simulate_output",
+           "intrabar_report",
            "DIRECTIONS", "PRICES", "SIZE_TYPES", "INTRABAR"]
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,37 @@ def infer_timeframe(index: pd.DatetimeIndex) -> Timeframe:
             f"cannot infer the timeframe from {len(index)} candle(s)",
             hint="pass timeframe='1m' (or the right one)",
         )
-    step = pd.Timedelta(int(np.diff(index.asi8).min()), unit=index.unit)
-    seconds = step.total_seconds()
+    return _timeframe_of_step(int(np.diff(index.asi8).min()), index.unit)
+
+
+def candle_timeframe(index: pd.DatetimeIndex, timeframe: str | Timeframe | None = None,
+                     label: str = "candles") -> Timeframe:
+    """The timeframe of validated candles: ``timeframe`` (their grid was checked when they
+    were validated with it), or the one inferred from the index, whose close grid it checks.
+
+    Raises
+    ------
+    DataError
+        A spacing that is not a timeframe, or stamps off the inferred close grid.
+    """
+    if timeframe is not None:
+        return parse_timeframe(timeframe)
+    a = index.asi8
+    if len(a) < 2:
+        return infer_timeframe(index)  # raises: too few candles
+    steps = np.diff(a)
+    tf = _timeframe_of_step(int(steps.min()), index.unit)
+    gaps = steps[steps != tf.us]  # usually few: only these need the (slow) modulo
+    if a[0] % tf.us or (gaps % tf.us).any():
+        raise DataError(
+            f"{label}: spaced {tf.name} apart but not on the {tf.name} close grid",
+            hint="stamp candles with their close time, or pass timeframe=",
+        )
+    return tf
+
+
+def _timeframe_of_step(step: int, unit: str) -> Timeframe:
+    seconds = pd.Timedelta(step, unit=unit).total_seconds()
     if seconds % 60:
         raise DataError(
             f"candles are {seconds:g} s apart, not a whole number of minutes",
@@ -219,15 +249,7 @@ def run_backtest(
     candles = validate_candles(candles, timeframe, name=label)
     if len(candles) < 2:
         raise DataError(f"{label}: {len(candles)} candle(s), a backtest needs at least 2")
-    if timeframe is not None:
-        tf = parse_timeframe(timeframe)
-    else:
-        tf = infer_timeframe(candles.index)
-        if (candles.index.asi8 % tf.us).any():
-            raise DataError(
-                f"{label}: spaced {tf.name} apart but not on the {tf.name} close grid",
-                hint="stamp candles with their close time, or pass timeframe=",
-            )
+    tf = candle_timeframe(candles.index, timeframe, label)
     output = check_output(strategy.compute(candles), candles, repr(strategy))
     bar_trades = None
     if intrabar == "trades":

@@ -29,8 +29,8 @@ import numpy as np
 from numba import njit, prange
 from numba.typed import List
 
-from tcp_lab.backtest.kernels import N_ACC, start_marks_nb, step_nb, write_acc_nb
-from tcp_lab.execution.account import N_FILL, N_STATE, open_account_nb
+from tcp_lab.backtest.kernels import N_ACC, mark_nb, start_marks_nb, step_nb, write_acc_nb
+from tcp_lab.execution.account import CASH, N_FILL, N_STATE, POSITION, open_account_nb
 from tcp_lab.execution.kernel import levels_on_nb
 from tcp_lab.strategies import indicators
 
@@ -123,13 +123,21 @@ def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state,
     fills = np.empty((2, N_FILL))
     use_levels = levels_on_nb(opts, False)
     marks = _marks(state)
+    cash, pos = account[CASH], account[POSITION]  # in registers between the engine's steps
+    close = bars[3]
     for i in range(first, end):
         t = i - shift
         # rows >= valid_from are defined (no NaN): "a <= b" is "not a > b"
         up = (fast[t] > slow[t]) & ~(fast[t - 1] > slow[t - 1])
         down = (fast[t] < slow[t]) & ~(fast[t - 1] < slow[t - 1])
-        marks = step_nb(bars, i, up, down and not reverse, down and reverse, False, np.nan,
-                        np.nan, shift == 1, use_levels, opts, account, fills, marks, trades)
+        signal = up or down
+        was_in = pos != 0.0
+        if signal or (use_levels and was_in):  # as simulate_column_nb
+            step_nb(bars, i, up, down and not reverse, down and reverse, False, np.nan, np.nan,
+                    shift == 1, use_levels, opts, account, fills, trades)
+            cash, pos = account[CASH], account[POSITION]
+        if was_in or signal or pos != 0.0:
+            marks = mark_nb(marks, cash + pos * close[i], pos)
     for q in range(8):
         state[N_STATE + q] = marks[q]
 

@@ -138,29 +138,31 @@ def simulate_column_nb(bars, le, lx, se, sx, sp, tp, start, stop, at_open, opts,
     levels = sp.shape[0] > 0
     use_levels = levels_on_nb(opts, levels)
     marks = start_marks_nb(init_cash)
+    cash, pos = state[CASH], state[POSITION]  # in registers between the engine's steps
     for i in range(start, stop):
-        marks = step_nb(bars, i, le[i], lx[i], se[i], sx[i], sp[i] if levels else np.nan,
-                        tp[i] if levels else np.nan, at_open, use_levels, opts, state, fills,
-                        marks, trades)
+        signal = le[i] or lx[i] or se[i] or sx[i]
+        was_in = pos != 0.0
+        # the engine only on bars where something can happen (a call passing arrays costs
+        # more than a bar); the marks on every bar that holds or changes a position
+        if signal or (use_levels and was_in):
+            step_nb(bars, i, le[i], lx[i], se[i], sx[i], sp[i] if levels else np.nan,
+                    tp[i] if levels else np.nan, at_open, use_levels, opts, state, fills,
+                    trades)
+            cash, pos = state[CASH], state[POSITION]
+        if was_in or signal or pos != 0.0:
+            marks = mark_nb(marks, cash + pos * bars[3, i], pos)
     write_acc_nb(out, init_cash, stop - start, marks, state)
 
 
 @njit(cache=True, inline="always")
-def step_nb(bars, i, le, lx, se, sx, sp, tp, at_open, use_levels, opts, state, fills, marks,
-            trades):
-    """One bar of one sweep account: the engine's bar step (on the bar's market trades when
-    ``trades`` has them), then the bar's marks."""
-    signal = le or lx or se or sx
-    was_in = state[POSITION] != 0.0
-    if signal or (use_levels and was_in):
-        if use_levels and trades[3].shape[0] > 0:
-            trades_bar_nb(state, trades, i, bars[3, i], le, lx, se, sx, sp, tp, opts, fills)
-        else:
-            bar_nb(state, bars[0, i], bars[1, i], bars[2, i], bars[3, i], le, lx, se, sx, sp,
-                   tp, at_open, use_levels, opts, fills)
-    if was_in or signal or state[POSITION] != 0.0:
-        marks = mark_nb(marks, state[CASH] + state[POSITION] * bars[3, i], state[POSITION])
-    return marks
+def step_nb(bars, i, le, lx, se, sx, sp, tp, at_open, use_levels, opts, state, fills, trades):
+    """The engine's bar step for one sweep account (on the bar's market trades when
+    ``trades`` has them)."""
+    if use_levels and trades[3].shape[0] > 0:
+        trades_bar_nb(state, trades, i, bars[3, i], le, lx, se, sx, sp, tp, opts, fills)
+    else:
+        bar_nb(state, bars[0, i], bars[1, i], bars[2, i], bars[3, i], le, lx, se, sx, sp, tp,
+               at_open, use_levels, opts, fills)
 
 
 @njit(cache=True, inline="always")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 __all__ = [
     "METRIC_NAMES",
@@ -125,8 +126,10 @@ def sharpe(returns: np.ndarray, bars_per_year: float) -> float:
     r = np.asarray(returns, dtype=np.float64)
     if r.size < 2:
         return math.nan
-    sd = float(np.std(r, ddof=1))
-    mean = float(np.mean(r))
+    return _sharpe(float(np.mean(r)), float(np.std(r, ddof=1)), bars_per_year)
+
+
+def _sharpe(mean: float, sd: float, bars_per_year: float) -> float:
     if not sd > _NO_VOLATILITY:
         return math.nan
     return mean / sd * math.sqrt(bars_per_year)
@@ -148,8 +151,11 @@ def sortino(returns: np.ndarray, bars_per_year: float) -> float:
     r = np.asarray(returns, dtype=np.float64)
     if r.size == 0:
         return math.nan
-    mean = float(np.mean(r))
     dd = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+    return _sortino(float(np.mean(r)), dd, bars_per_year)
+
+
+def _sortino(mean: float, dd: float, bars_per_year: float) -> float:
     if dd == 0:
         return math.inf if mean > 0 else math.nan
     return mean / dd * math.sqrt(bars_per_year)
@@ -167,12 +173,49 @@ def max_drawdown(equity: np.ndarray) -> float:
     0.25
     """
     e = np.asarray(equity, dtype=np.float64)
-    if e.size == 0:
+    if e.size == 0 or e[0] <= 0:
         return math.nan
     peak = np.maximum.accumulate(e)
-    if peak[0] <= 0:
-        return math.nan
     return float(max(1.0 - (e / peak).min(), 0.0))
+
+
+@njit(cache=True)
+def _curve_stats_nb(e):  # pragma: no cover - numba
+    """Mean and sample standard deviation of the per-bar returns (:func:`bar_returns`), their
+    downside deviation (:func:`sortino`) and the maximum drawdown (:func:`max_drawdown`), in
+    one pass. The variance sums deviations from the first return (shifted data: the
+    textbook two-pass result to rounding, without a second pass)."""
+    n = e.shape[0] - 1
+    if n == 0:
+        return np.nan, np.nan, np.nan, 0.0 if e[0] > 0 else np.nan
+    shift = e[1] / e[0] - 1.0 if e[0] != 0 else 0.0
+    total = 0.0
+    dev = 0.0
+    dev2 = 0.0
+    down2 = 0.0
+    peak = e[0]
+    mdd = 0.0
+    trough = peak
+    for i in range(n):
+        base, now = e[i], e[i + 1]
+        r = now / base - 1.0 if base != 0 and now != base else 0.0  # a flat bar: exactly 0
+        total += r
+        d = r - shift
+        dev += d
+        dev2 += d * d
+        if r < 0:
+            down2 += r * r
+        if now > peak:  # the deepest fall under a peak is at its lowest equity
+            if peak > 0:
+                mdd = max(mdd, 1.0 - trough / peak)
+            peak = trough = now
+        elif now < trough:
+            trough = now
+    mdd = max(mdd, 1.0 - trough / peak) if peak > 0 else mdd
+    if e[0] <= 0:
+        mdd = np.nan
+    sd = np.sqrt(max(dev2 - dev * dev / n, 0.0) / (n - 1)) if n > 1 else np.nan
+    return total / n, sd, np.sqrt(down2 / n), mdd
 
 
 def calmar(cagr_value: float, max_drawdown_value: float) -> float:
@@ -256,16 +299,16 @@ def compute_metrics(
     >>> round(m["total_return"], 12), round(m["max_drawdown"], 12), m["n_trades"]
     (0.21, 0.1, 1)
     """
-    e = np.asarray(equity, dtype=np.float64)
-    r = bar_returns(e)
+    e = np.ascontiguousarray(equity, dtype=np.float64)
     tr = np.asarray(trade_returns, dtype=np.float64)
     growth = cagr(e, years)
-    mdd = max_drawdown(e)
+    # the curve's statistics in one compiled pass (the definitions above, fused)
+    mean, sd, dd, mdd = _curve_stats_nb(e) if e.size else (math.nan,) * 4
     return {
         "total_return": total_return(e),
         "cagr": growth,
-        "sharpe": sharpe(r, bars_per_year),
-        "sortino": sortino(r, bars_per_year),
+        "sharpe": _sharpe(mean, sd, bars_per_year) if e.size > 2 else math.nan,
+        "sortino": _sortino(mean, dd, bars_per_year) if e.size > 1 else math.nan,
         "max_drawdown": mdd,
         "calmar": calmar(growth, mdd),
         "win_rate": win_rate(trade_pnl),

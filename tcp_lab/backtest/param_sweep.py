@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tcp_lab.backtest.engine import infer_timeframe
+from tcp_lab.backtest.engine import candle_timeframe
 from tcp_lab.backtest.fused import tile_order
 from tcp_lab.backtest.metrics import METRIC_NAMES
 from tcp_lab.backtest.sweep_chunk import (
@@ -60,7 +60,7 @@ from tcp_lab.distributed import (
 from tcp_lab.errors import ConfigError, StrategyError
 from tcp_lab.execution import LEVEL_OPTIONS, TradingOptions
 from tcp_lab.strategies import BaseStrategy
-from tcp_lab.timeframes import parse_timeframe, to_utc_timestamp, validate_candles
+from tcp_lab.timeframes import to_utc_timestamp, validate_candles
 
 __all__ = ["sweep", "run_chunk", "candles_to_arrays", "LOWER_IS_BETTER"]
 
@@ -291,7 +291,7 @@ def sweep(
         for value in (grid or {}).get(key, ()):
             TradingOptions.from_mapping(opts | {key: value}, owner=f"sweep grid {key}")
     candles = validate_candles(candles, timeframe)
-    tf = parse_timeframe(timeframe) if timeframe is not None else infer_timeframe(candles.index)
+    tf = candle_timeframe(candles.index, timeframe)  # the close grid checked, as run_backtest
     segments, prefixes = _segments(candles.index, holdout, walk_forward)
     ts = candles.index.asi8
     options = {

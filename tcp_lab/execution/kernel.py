@@ -215,7 +215,7 @@ def ohlc_levels_nb(state, o, h, lo, opts, fill):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # a call passing arrays costs more than a bar: inline it
 def bar_nb(state, o, h, lo, c, le, lx, se, sx, stop_price, target_price, at_open, use_levels,
            opts, fills):
     """One candle on one account; returns how many fills it wrote into ``fills`` (0–2).

@@ -239,7 +239,9 @@ class ArrayOutput:
         """The same values as a :class:`StrategyOutput` of Series on ``index``."""
 
         def series(values: np.ndarray | None, name: str) -> pd.Series | None:
-            return None if values is None else pd.Series(values, index=index, name=name)
+            # no copy (pandas 3 copies arrays by default): the arrays are the strategy's own
+            return None if values is None else pd.Series(values, index=index, name=name,
+                                                         copy=False)
 
         return StrategyOutput(
             entries=series(self.entries, "entries"),

@@ -252,3 +252,13 @@ def test_explicit_short_signals_agree_with_run_backtest(candles):
         for metric in ("total_return", "sharpe", "max_drawdown", "profit_factor",
                        "avg_trade_return", "exposure"):
             assert row[metric] == pytest.approx(expected[metric], rel=1e-9), metric
+
+
+def test_sweep_checks_the_close_grid_as_run_backtest_does():
+    from tcp_lab.errors import DataError
+    from tcp_lab.testing import make_candles
+
+    off = make_candles(500)
+    off.index = off.index + pd.Timedelta(seconds=30)
+    with pytest.raises(DataError, match="not on the 1m close grid"):
+        sweep("sma_cross", off, {"fast": [5], "slow": [20]}, progress=False)
