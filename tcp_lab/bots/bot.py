@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from tcp_lab.bots import window as W
@@ -130,6 +131,9 @@ class Bot:
         self.clock = clock
         self.strategy = config.build_strategy()
         self.broker = PaperBroker(config.trading_options())
+        self._levels = self.broker.options.has_levels
+        #: How the live stop and target were last resolved: "trades", "ohlc" (None: not yet).
+        self.intrabar: str | None = None
         self.timeframe = parse_timeframe(config.timeframe)
         self.window = int(self.strategy.warmup) + config.window_margin
         self._label = repr(self.strategy)
@@ -304,14 +308,20 @@ class Bot:
         if self._stop.is_set():
             return None
         ts = W.last_ts(window)
+        trades = self._candle_trades(window)
         try:
             decision = last_decision(self.strategy, window, label=self._label)
             signal = decision.signal(ts, float(window["close"][-1]))
             flags = self.broker.flags(decision.entry, decision.exit, decision.short_entry,
                                       decision.short_exit)
-            account, fills = self.broker.on_candle(
-                self._account, flags, W.last_bar(window), decision.stop_price,
-                decision.target_price)
+            if trades is not None:
+                account, fills = self.broker.on_trades_candle(
+                    self._account, flags, trades, signal.price, decision.stop_price,
+                    decision.target_price)
+            else:
+                account, fills = self.broker.on_candle(
+                    self._account, flags, W.last_bar(window), decision.stop_price,
+                    decision.target_price)
         except Exception as e:  # the strategy's code: anything can go wrong
             raise CandleError(self.id, ts, e) from e
         if self._stop.is_set():
@@ -322,6 +332,28 @@ class Bot:
         self._publish_signal(signal)
         return Step(ts=ts, signal=signal, flags=flags, fills=fills, account=account,
                     equity=equity)
+
+    def _candle_trades(self, window: W.Window) -> tuple[np.ndarray, ...] | None:
+        """The market trades of the window's last candle, when its stops and targets are live
+        and the store holds them (the trades rule); None: the OHLC rule at the close.
+
+        The collector stores a candle's trades (``collect --store-raw``) before it
+        publishes the candle, so they are there when the candle arrives.
+        """
+        if not self._levels or self._account.position == 0.0 or len(window["ts"]) < 2:
+            return None
+        c = self.config
+        prev, last = (pd.Timestamp(int(t), unit="us", tz="UTC") for t in window["ts"][-2:])
+        trades = self.store.load_trade_prices(c.exchange, c.symbol, prev, last)
+        rule = "trades" if len(trades[0]) else "ohlc"
+        if rule != self.intrabar:
+            self.intrabar = rule
+            detail = ("stops and targets resolved on market trades" if rule == "trades" else
+                      f"stops and targets resolved on candles (OHLC rule): no stored trades "
+                      f"for the candle of {last}; collect with --store-raw")
+            log.info("bot %s: %s", self.id, detail)
+            self.publish_status("running", detail=detail)
+        return trades if rule == "trades" else None
 
     def _record(self, ts: pd.Timestamp, signal: Signal, fills: list[Fill], account: Account,
                 equity: float) -> None:

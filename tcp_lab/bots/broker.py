@@ -33,6 +33,7 @@ from tcp_lab.errors import ConfigError, StrategyError
 from tcp_lab.execution import REASONS, STATE_FIELDS, TradingOptions, route_signals
 from tcp_lab.execution.account import FILL_FIELDS, N_FILL, N_STATE, open_account_nb
 from tcp_lab.execution.kernel import bar_nb, levels_on_nb
+from tcp_lab.execution.on_trades import close_trades_bar_nb, scan_trades_nb
 
 __all__ = ["Account", "Flags", "Fill", "PaperBroker"]
 
@@ -199,6 +200,30 @@ class PaperBroker:
         n = bar_nb(state, o, h, lo, c, flags.long_entry, flags.long_exit, flags.short_entry,
                    flags.short_exit, float(stop_price), float(target_price), False, use_levels,
                    self._opts, self._fills)
+        return self._after(account, state, n)
+
+    def on_trades_candle(self, account: Account, flags: Flags, trades: Sequence[np.ndarray],
+                         close: float, stop_price: float = math.nan,
+                         target_price: float = math.nan) -> tuple[Account, list[Fill]]:
+        """Resolve the live stop and target on a candle's market trades, then act on ``flags``
+        at its ``close`` (the trades rule of :mod:`tcp_lab.execution.on_trades`).
+
+        ``trades`` is ``(ts, price, amount)``: the candle's trades in time order
+        (``ts`` in epoch microseconds), those after the previous candle's close.
+        """
+        if not (math.isfinite(close) and close > 0):
+            raise StrategyError(f"paper broker: cannot fill at price {close!r}")
+        ts, price, amount = (np.ascontiguousarray(a, dtype=np.float64) for a in trades)
+        state = account.state.copy()
+        if len(price):
+            scan_trades_nb(state, price, ts, amount, 0, len(price), float(price.min()),
+                           float(price.max()), self._opts)
+        n = close_trades_bar_nb(state, float(close), flags.long_entry, flags.long_exit,
+                                flags.short_entry, flags.short_exit, float(stop_price),
+                                float(target_price), self._opts, self._fills)
+        return self._after(account, state, n)
+
+    def _after(self, account: Account, state: np.ndarray, n: int) -> tuple[Account, list[Fill]]:
         if n == 0 and np.array_equal(state, account.state, equal_nan=True):
             return account, []  # nothing moved (the peak of a trailing stop may have)
         return Account(state), [_fill(self._fills[j]) for j in range(n)]

@@ -66,8 +66,12 @@ class BotConfig(BaseModel):
     direction
         ``long`` or ``longshort`` (exits open shorts, entries cover them).
     stop_loss, take_profit, trailing_stop
-        Fractions of the entry fill price (None: off), resolved by the OHLC
-        rule on each closed candle, as the backtest does.
+        Fractions of the entry fill price (None: off), resolved at each closed
+        candle on that candle's stored market trades (the trades rule), or by
+        the OHLC rule when the store has none, as the backtest does.
+    latency_ms, max_volume_share
+        How a triggered stop fills on market trades (see
+        :class:`~tcp_lab.execution.TradingOptions`).
     start
         Which candles to trade on first start: ``latest`` (only candles that
         close after the newest stored one), ``earliest`` (every stored candle)
@@ -95,6 +99,8 @@ class BotConfig(BaseModel):
     stop_loss: float | None = Field(None, gt=0, lt=1)
     take_profit: float | None = Field(None, gt=0, lt=1)
     trailing_stop: float | None = Field(None, gt=0, lt=1)
+    latency_ms: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_volume_share: float | None = Field(None, gt=0, le=1)
     start: str = "latest"
     window_margin: int = Field(20, ge=0, le=100_000)
     description: str = ""
@@ -167,7 +173,8 @@ class BotConfig(BaseModel):
         return TradingOptions.from_mapping(
             {k: getattr(self, k) for k in ("fees", "slippage", "init_cash", "size", "size_type",
                                            "direction", "stop_loss", "take_profit",
-                                           "trailing_stop")}, owner="bot config")
+                                           "trailing_stop", "latency_ms",
+                                           "max_volume_share")}, owner="bot config")
 
     def build_strategy(self) -> BaseStrategy:
         """A fresh strategy object with this bot's parameters."""

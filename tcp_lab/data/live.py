@@ -158,6 +158,8 @@ class LiveEngine:
         st.counts["segments"] += 1
 
     def _emit(self, st: _Symbol, closed: list[ClosedCandle]) -> None:
+        if closed:  # a candle's raw trades are stored before it is published (bots read them)
+            self._flush_raw(st)
         by_tf: dict[str, list[ClosedCandle]] = defaultdict(list)
         for c in closed:
             if c.ts >= st.live_from.get(c.timeframe, c.ts):

@@ -122,6 +122,10 @@ class FakeStore:
             df["realized_pnl"] = df["realized_pnl"].astype("float64")
         return df
 
+    def load_trade_prices(self, exchange, symbol, start=None, end=None):
+        empty = np.zeros(0)
+        return np.zeros(0, np.int64), empty, empty  # no market trades: the OHLC rule
+
     def load_performance(self, bot_id, start=None, end=None):
         return self._frame(self.performance, bot_id)
 

@@ -153,3 +153,32 @@ def test_replay_with_stops_matches_backtest(levels, direction):
     reasons = set(store.load_bot_trades(bot.id)["reason"])
     assert reasons & {"stop_loss", "take_profit", "trailing_stop"}  # the levels did fire
     _check(bot, store, config, candles)
+
+
+@pytest.mark.parametrize("levels", [
+    {"stop_loss": 0.002, "take_profit": 0.003, "trailing_stop": 0.002},
+    {"stop_loss": 0.002, "latency_ms": 1500.0, "max_volume_share": 0.5},
+])
+def test_replay_with_stored_trades_matches_the_trades_backtest(levels, tmp_path):
+    from tcp_lab.data.aggregate import aggregate_trades
+    from tcp_lab.testing import make_trades
+
+    trades = make_trades(60_000, seed=7, rate=1.0, volatility=1.5)
+    candles = aggregate_trades(trades, TIMEFRAME)
+    config = make_config(strategy="sma_cross", parameters={"fast": 5, "slow": 20}, **levels)
+    with open_store(f"duckdb:///{tmp_path / 'bots.duckdb'}") as store:
+        store.save_candles(candles, EXCHANGE, SYMBOL, TIMEFRAME)
+        store.save_raw_trades(trades, EXCHANGE, SYMBOL)
+        bot = Bot(config, store)
+        assert len(bot.catch_up()) == len(candles)
+        assert bot.intrabar == "trades"
+        got = store.load_bot_trades(bot.id)
+        perf = store.load_performance(bot.id)
+    result = run_backtest(config.strategy, candles, parameters=config.parameters,
+                          trades=trades, **config.trading_options().to_dict())
+    want = engine_fills(result)
+    assert {"stop_loss", "trailing_stop", "take_profit"} & set(want["reason"])
+    assert list(got["reason"]) == list(want["reason"])
+    assert_same_fills(got.drop(columns=["seq", "reason"]).assign(realized_pnl=np.nan),
+                      want.drop(columns=["reason"]))
+    np.testing.assert_allclose(perf["equity"].to_numpy(), result.equity.to_numpy(), rtol=1e-9)
