@@ -21,8 +21,8 @@ from tcp_lab.execution.trades import bar_index_nb
 
 __all__ = ["TradeArrays", "TradeChunks", "trade_arrays", "CHUNK_TRADES"]
 
-#: Trades read from the store per chunk of candles (about 80 MB of times and prices).
-CHUNK_TRADES = 5_000_000
+#: Trades read from the store per chunk of candles (about 50 MB of times, prices, amounts).
+CHUNK_TRADES = 2_000_000
 
 
 class TradeArrays(NamedTuple):

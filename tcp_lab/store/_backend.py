@@ -192,6 +192,28 @@ class Backend(abc.ABC):
         values = {f"r{i}_{c}": row[c] for i, row in enumerate(write.rows) for c in names}
         return compiled[0], self.bind(compiled, values)
 
+    def read_arrays(
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        where: Sequence[sa.ColumnElement[bool]],
+        order_by: Sequence[str],
+    ) -> dict[str, np.ndarray]:
+        """Read ``columns`` of the matching rows as NumPy arrays, no frame in between.
+
+        Timestamps come back as int64 epoch microseconds (UTC). A backend may
+        override it with a path that skips pandas (DuckDB does).
+        """
+        df = self.read_frame(table, columns, where, order_by)
+        out = {}
+        for name in columns:
+            col = df[name]
+            if isinstance(table.c[name].type, sa.DateTime):
+                out[name] = pd.DatetimeIndex(col).as_unit("us").asi8
+            else:
+                out[name] = col.to_numpy()
+        return out
+
     @abc.abstractmethod
     def read_frame(
         self,

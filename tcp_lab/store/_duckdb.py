@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -371,6 +372,28 @@ class DuckDBBackend(Backend):
             if isinstance(table.c[name].type, sa.DateTime):
                 df[name] = df[name].dt.tz_convert("UTC")
         return df
+
+    def read_arrays(
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        where: Sequence[sa.ColumnElement[bool]],
+        order_by: Sequence[str],
+    ) -> dict[str, np.ndarray]:
+        stmt = (
+            sa.select(*(table.c[c] for c in columns))
+            .where(*where)
+            .order_by(*(table.c[c] for c in order_by))
+        )
+        with self._transaction(write=False, what=f"read {table.name}") as tx:
+            raw = tx.cur.execute(*self.compile(stmt)).fetchnumpy()  # UTC session: UTC times
+        out = {}
+        for name in columns:
+            a = np.asarray(raw[name])
+            if isinstance(table.c[name].type, sa.DateTime):
+                a = a.astype("datetime64[us]").view(np.int64)
+            out[name] = a
+        return out
 
     def lease(self, role: str) -> Lease:
         # The file admits one writing process; an in-memory database is this store's own.

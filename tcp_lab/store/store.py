@@ -341,11 +341,11 @@ class Store(BotsMixin):
         lo = None if start is None else utc(start, "start") + pd.Timedelta(microseconds=1)
         where = [t.exchange == check_name(exchange, "exchange"),
                  t.symbol == check_name(symbol, "symbol"), *time_range(t.ts, lo, end)]
-        df = self._backend.read_frame(S.raw_trades, ["ts", "price", "amount"], where,
-                                      ["ts", "id"])
-        ts = pd.DatetimeIndex(df["ts"]).as_unit("us").asi8
-        return (np.ascontiguousarray(ts), df["price"].to_numpy(dtype=np.float64),
-                df["amount"].to_numpy(dtype=np.float64))
+        got = self._backend.read_arrays(S.raw_trades, ["ts", "price", "amount"], where,
+                                        ["ts", "id"])
+        return (np.ascontiguousarray(got["ts"], dtype=np.int64),
+                np.ascontiguousarray(got["price"], dtype=np.float64),
+                np.ascontiguousarray(got["amount"], dtype=np.float64))
 
     def load_raw_trades(self, exchange: str, symbol: str, start: object = None,
                         end: object = None) -> pd.DataFrame:

@@ -112,3 +112,19 @@ def test_postgres_creates_a_partition_per_month_on_demand(postgres_url, trade_fa
     conn.close()
     assert names == ["raw_trades_p2024_01", "raw_trades_p2024_02", "raw_trades_p2024_03"]
     assert in_february == (trades["ts"].dt.month == 2).sum()
+
+
+def test_trade_prices_are_the_stored_trades_as_arrays_with_an_exclusive_start(store,
+                                                                              trade_factory):
+    trades = trade_factory(500)
+    store.save_raw_trades(trades, "binance", "BTC/USDT")
+    full = store.load_raw_trades("binance", "BTC/USDT")
+    start, end = full["ts"].iloc[100], full["ts"].iloc[400]
+    ts, price, amount = store.load_trade_prices("binance", "BTC/USDT", start, end)
+    want = full[(full["ts"] > start) & (full["ts"] <= end)]
+    assert ts.dtype == np.int64 and price.dtype == amount.dtype == np.float64
+    np.testing.assert_array_equal(ts, pd.DatetimeIndex(want["ts"]).as_unit("us").asi8)
+    np.testing.assert_array_equal(price, want["price"].to_numpy())
+    np.testing.assert_array_equal(amount, want["amount"].to_numpy())
+    empty = store.load_trade_prices("binance", "ETH/USDT")
+    assert all(len(a) == 0 for a in empty)
