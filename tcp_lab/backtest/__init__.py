@@ -1,6 +1,8 @@
-"""Backtests: the vectorized engine (vectorbt), honest metrics, stored runs, sweeps.
+"""Backtests: the execution engine over a candle history, honest metrics, stored runs, sweeps.
 
-vectorbt lives here and nowhere else. ``sweep`` loads lazily from
+The fills are :mod:`tcp_lab.execution`'s; vectorbt lives here and nowhere else, as
+the reference the tests compare with and the export of
+:meth:`BacktestResult.to_vectorbt`. ``sweep`` loads lazily from
 :mod:`tcp_lab.backtest.param_sweep`.
 
 >>> from tcp_lab.backtest import run_backtest          # doctest: +SKIP

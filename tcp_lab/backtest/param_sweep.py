@@ -1,7 +1,7 @@
 """Parameter sweeps: every combination of a grid backtested, one row of metrics each.
 
 :func:`sweep` backtests a strategy for each parameter combination with the
-fill model of :func:`~tcp_lab.backtest.engine.run_backtest` and the metrics
+execution engine of :func:`~tcp_lab.backtest.engine.run_backtest` and the metrics
 of :mod:`tcp_lab.backtest.metrics`, without keeping an equity curve per
 combination. Two paths:
 

@@ -155,9 +155,7 @@ def _generic_signals(
     lx = np.zeros((n, m), dtype=bool, order="F")
     se = np.zeros((n, m), dtype=bool, order="F") if longshort else never
     sx = np.zeros((n, m), dtype=bool, order="F") if longshort else never
-    stop = np.full((n, m), np.nan, order="F")
-    target = np.full((n, m), np.nan, order="F")
-    has_levels = False
+    stop = target = np.zeros((0, 0))  # allocated when a combination sets levels
     with indicator_cache(candles):
         for j, params in enumerate(combos):
             try:
@@ -174,12 +172,12 @@ def _generic_signals(
             for column, values in zip((le, lx, se, sx), routed, strict=True):
                 if column.size:
                     column[:, j] = values
+            if (out.stop_price is not None or out.target_price is not None) and not stop.size:
+                stop = np.full((n, m), np.nan, order="F")
+                target = np.full((n, m), np.nan, order="F")
             for column, values in ((stop, out.stop_price), (target, out.target_price)):
                 if values is not None:
                     column[:, j] = np.asarray(values, dtype=np.float64)
-                    has_levels = True
-    if not has_levels:
-        stop = target = np.zeros((0, 0))
     arrays = [le, lx, se, sx, stop, target]
     if options["price"] == "next_open":  # act on the previous candle's signal
         for a in arrays:

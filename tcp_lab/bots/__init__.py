@@ -12,8 +12,9 @@ each bot is its own OS process (``python -m tcp_lab.bots.worker BOT_ID``).
 
 Live trading on a real exchange is impossible by construction: this package
 has no code path that places an order anywhere. Fills are virtual, computed
-by :class:`~tcp_lab.bots.broker.PaperBroker` with the backtest's fill model,
-so a replayed history gives exactly the backtest's trades.
+by :class:`~tcp_lab.bots.broker.PaperBroker` on the backtest's execution
+engine (:mod:`tcp_lab.execution`), stops and targets included, so a replayed
+history gives exactly the backtest's trades.
 
 >>> from tcp_lab.bots import BotManager, load_bot_config     # doctest: +SKIP
 >>> manager = BotManager().start()                          # doctest: +SKIP
