@@ -29,7 +29,14 @@ import numpy as np
 from numba import njit, prange
 from numba.typed import List
 
-from tcp_lab.backtest.kernels import N_ACC, mark_nb, start_marks_nb, step_nb, write_acc_nb
+from tcp_lab.backtest.kernels import (
+    N_ACC,
+    mark_nb,
+    quiet_nb,
+    start_marks_nb,
+    step_nb,
+    write_acc_nb,
+)
 from tcp_lab.execution.account import CASH, N_FILL, N_STATE, POSITION, open_account_nb
 from tcp_lab.execution.kernel import levels_on_nb
 from tcp_lab.strategies import indicators
@@ -132,7 +139,7 @@ def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state,
         down = (fast[t] < slow[t]) & ~(fast[t - 1] < slow[t - 1])
         signal = up or down
         was_in = pos != 0.0
-        if signal or (use_levels and was_in):  # as simulate_column_nb
+        if signal or (use_levels and was_in and not quiet_nb(account, bars, i, trades, opts)):
             step_nb(bars, i, up, down and not reverse, down and reverse, False, np.nan, np.nan,
                     shift == 1, use_levels, opts, account, fills, trades)
             cash, pos = account[CASH], account[POSITION]

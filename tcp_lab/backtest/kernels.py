@@ -32,11 +32,11 @@ from tcp_lab.execution.account import (
     SUM_RET,
     open_account_nb,
 )
-from tcp_lab.execution.kernel import bar_nb, levels_on_nb
+from tcp_lab.execution.kernel import O_TRAIL, bar_nb, levels_on_nb, quiet_bar_nb
 from tcp_lab.execution.on_trades import trades_bar_nb
 
 __all__ = ["ACC_FIELDS", "N_ACC", "simulate_signals_nb", "simulate_column_nb", "mark_nb",
-           "start_marks_nb", "write_acc_nb", "step_nb"]
+           "start_marks_nb", "write_acc_nb", "step_nb", "quiet_nb"]
 
 #: What the kernels accumulate per (combination, segment), in this order.
 ACC_FIELDS = (
@@ -144,7 +144,7 @@ def simulate_column_nb(bars, le, lx, se, sx, sp, tp, start, stop, at_open, opts,
         was_in = pos != 0.0
         # the engine only on bars where something can happen (a call passing arrays costs
         # more than a bar); the marks on every bar that holds or changes a position
-        if signal or (use_levels and was_in):
+        if signal or (use_levels and was_in and not quiet_nb(state, bars, i, trades, opts)):
             step_nb(bars, i, le[i], lx[i], se[i], sx[i], sp[i] if levels else np.nan,
                     tp[i] if levels else np.nan, at_open, use_levels, opts, state, fills,
                     trades)
@@ -152,6 +152,15 @@ def simulate_column_nb(bars, le, lx, se, sx, sp, tp, start, stop, at_open, opts,
         if was_in or signal or pos != 0.0:
             marks = mark_nb(marks, cash + pos * bars[3, i], pos)
     write_acc_nb(out, init_cash, stop - start, marks, state)
+
+
+@njit(cache=True, inline="always")
+def quiet_nb(state, bars, i, trades, opts):
+    """:func:`~tcp_lab.execution.kernel.quiet_bar_nb` on bar ``i``'s range: its trades' when
+    ``trades`` has them, else its candle's."""
+    if trades[3].shape[0] > 0:
+        return quiet_bar_nb(state, trades[5][i], trades[6][i], opts[O_TRAIL])
+    return quiet_bar_nb(state, bars[2, i], bars[1, i], opts[O_TRAIL])
 
 
 @njit(cache=True, inline="always")

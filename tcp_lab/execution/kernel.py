@@ -39,6 +39,7 @@ from numba import njit
 from tcp_lab.execution.account import (
     AMBIGUOUS,
     BOTH,
+    EXIT_READY,
     EXTREME,
     F_OPENED,
     LONG_ONLY,
@@ -59,7 +60,7 @@ from tcp_lab.execution.account import (
 )
 
 __all__ = ["OPTION_FIELDS", "N_OPT", "bar_nb", "signal_nb", "levels_on_nb", "stop_level_nb",
-           "exit_nb"]
+           "exit_nb", "may_reach_nb", "quiet_bar_nb"]
 
 #: The kernel's options, a float64 array in this order (:meth:`TradingOptions.kernel_options`).
 OPTION_FIELDS = ("fees", "slippage", "size", "size_type", "stop_loss", "take_profit",
@@ -180,6 +181,40 @@ def exit_nb(state, price, slippage, reason, opts, fill, size=0.0):
     direction = LONG_ONLY if pos > 0 else SHORT_ONLY
     order = -pos if size == 0.0 else size
     return order_nb(state, order, price, direction, np.nan, opts[O_FEES], slippage, reason, fill)
+
+
+@njit(cache=True, inline="always")
+def may_reach_nb(stop, target, extreme, long, low, high, trail):
+    """False when no price in ``[low, high]`` can reach a level of the round trip (a bar the
+    engine need not look at: only its peak moves). Scalars only, so drivers can ask it on
+    every bar without the cost of a call that passes arrays.
+
+    The trailing level is taken at its highest within the bar (``max(peak, high)``), so
+    the answer is safe for the trades rule and for the OHLC rule alike.
+    """
+    if long:
+        if trail > 0:
+            level = max(extreme, high) * (1.0 - trail)
+            stop = level if not stop >= level else stop
+        return low <= stop or high >= target
+    if trail > 0:
+        level = min(extreme, low) * (1.0 + trail)
+        stop = level if not stop <= level else stop
+    return high >= stop or low <= target
+
+
+@njit(cache=True, inline="always")
+def quiet_bar_nb(state, low, high, trail):
+    """For a bar of an open round trip: True when nothing can happen in it (no exit under
+    way, no level within ``[low, high]``), after moving the peak by the bar's extreme; False
+    when the driver must run the engine's step on it."""
+    if state[EXIT_READY] == state[EXIT_READY] or low != low:
+        return False
+    long = state[T_LONG] == 1.0
+    if may_reach_nb(state[STOP], state[TARGET], state[EXTREME], long, low, high, trail):
+        return False
+    state[EXTREME] = max(state[EXTREME], high) if long else min(state[EXTREME], low)
+    return True
 
 
 @njit(cache=True)

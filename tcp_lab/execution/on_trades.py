@@ -50,6 +50,7 @@ from tcp_lab.execution.kernel import (
     O_SLIPPAGE,
     O_TRAIL,
     exit_nb,
+    may_reach_nb,
     signal_nb,
     stop_level_nb,
 )
@@ -57,21 +58,6 @@ from tcp_lab.execution.kernel import (
 __all__ = ["trades_bar_nb", "scan_trades_nb", "close_trades_bar_nb"]
 
 _DONE = 1e-12  # an exit with less than this fraction of the position left is complete
-
-
-@njit(cache=True)
-def _may_reach_nb(state, low, high, trail):
-    """False when no trade in ``[low, high]`` can reach a level (the bar need not be scanned)."""
-    stop = state[STOP]
-    if state[T_LONG] == 1.0:
-        if trail > 0:  # the highest trailing level the bar can reach
-            level = max(state[EXTREME], high) * (1.0 - trail)
-            stop = level if not stop >= level else stop
-        return low <= stop or high >= state[TARGET]
-    if trail > 0:
-        level = min(state[EXTREME], low) * (1.0 + trail)
-        stop = level if not stop <= level else stop
-    return high >= stop or low <= state[TARGET]
 
 
 @njit(cache=True)
@@ -133,7 +119,8 @@ def scan_trades_nb(state, price, ts, amount, lo, hi, low, high, opts):
         return
     k = lo
     if state[EXIT_READY] != state[EXIT_READY]:  # no exit under way: look for a trigger
-        if not _may_reach_nb(state, low, high, opts[O_TRAIL]) and low == low:
+        if low == low and not may_reach_nb(state[STOP], state[TARGET], state[EXTREME],
+                                           state[T_LONG] == 1.0, low, high, opts[O_TRAIL]):
             if state[T_LONG] == 1.0:
                 state[EXTREME] = max(state[EXTREME], high)
             else:

@@ -36,7 +36,7 @@ from tcp_lab.execution.account import (
     T_SIZE,
     open_account_nb,
 )
-from tcp_lab.execution.kernel import bar_nb, levels_on_nb
+from tcp_lab.execution.kernel import O_TRAIL, bar_nb, levels_on_nb, quiet_bar_nb
 from tcp_lab.execution.on_trades import trades_bar_nb
 
 __all__ = ["ORDER_FIELDS", "TRIP_FIELDS", "simulate_nb", "run_bars_nb", "open_trip_nb"]
@@ -147,7 +147,9 @@ def run_bars_nb(state, entry_idx, offset, open_, high, low, close, le, lx, se, s
     for i in range(n):
         signal = le[i] or lx[i] or se[i] or sx[i]
         # a bar without a signal changes nothing unless it can reach a live level
-        if signal or (use_levels and state[POSITION] != 0.0):
+        if signal or (use_levels and state[POSITION] != 0.0 and not quiet_bar_nb(
+                state, trades[5][i] if on_trades else low[i],
+                trades[6][i] if on_trades else high[i], opts[O_TRAIL])):
             sp = stop_price[i] if has_levels else np.nan
             tp = target_price[i] if has_levels else np.nan
             if on_trades and use_levels:
