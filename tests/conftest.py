@@ -15,6 +15,13 @@ import os
 import uuid
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (a red run is reproducible); locally each run
+# draws new ones, so property tests keep exploring.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REQUIRE_SERVICES = os.environ.get("TCP_LAB_REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("TCP_LAB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
