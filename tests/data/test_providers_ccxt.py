@@ -36,6 +36,11 @@ def test_binance_extras_give_trade_count_and_vwap_and_empty_klines_are_dropped()
     c = klines_to_candles(rows, "1m", raw=raw)
     assert list(c.index) == [utc("2024-01-01 09:01")]
     assert c["trade_count"].tolist() == [7] and c["vwap"].tolist() == [10.5]
+    # a quote volume rounded by the exchange must not put the average outside the range
+    flat = [[OPEN_0900_MS, 0.12345678, 0.12345678, 0.12345678, 0.12345678, 3.0]]
+    flat_raw = [[OPEN_0900_MS, "0.12345678", "0.12345678", "0.12345678", "0.12345678", "3",
+                 OPEN_0900_MS + 59_999, "0.37037035", 2, "1", "0.1", "0"]]
+    assert klines_to_candles(flat, "1m", raw=flat_raw)["vwap"].tolist() == [0.12345678]
     with pytest.raises(ValueError, match="do not match"):
         klines_to_candles(rows, "1m", raw=raw[:1])
     with pytest.raises(ValueError, match="missing"):

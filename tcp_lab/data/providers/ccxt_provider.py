@@ -156,6 +156,8 @@ def klines_to_candles(rows: Sequence[Sequence[Any]], timeframe: str | Timeframe,
         quote = np.asarray([float(r[7]) for r in raw], np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             vwap = np.where(values[:, 4] > 0, quote / values[:, 4], np.nan)
+        # the exchange rounds the quote volume: an average can land a hair outside the range
+        vwap = np.clip(vwap, values[:, 2], values[:, 1])
     keep = (values[:, 4] > 0) & ((count > 0) if raw is not None else True)
     close_us = (opens + tf.ms) * 1000  # the kline opened at t closes at t + tf
     idx = pd.DatetimeIndex(pd.to_datetime(close_us[keep], unit="us", utc=True), name="ts")
