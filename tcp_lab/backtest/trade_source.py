@@ -145,7 +145,7 @@ class TradeChunks:
         bar_ts = self.candles.index.as_unit("us").asi8
         index = self.candles.index
         found = 0
-        with open_store() as store:
+        with open_store() as store, store.bounded_memory():
             for a, b in self._bounds():
                 start = index[max(a - 1, 0)]  # bar 0's own trades never meet a live level
                 ts, price, amount = store.load_trade_prices(self.exchange, self.symbol, start,

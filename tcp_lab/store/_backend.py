@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -191,6 +192,12 @@ class Backend(abc.ABC):
                 self._shapes[shape] = compiled
         values = {f"r{i}_{c}": row[c] for i, row in enumerate(write.rows) for c in names}
         return compiled[0], self.bind(compiled, values)
+
+    @contextmanager
+    def bounded_memory(self, limit: str) -> Iterator[None]:
+        """Keep the database engine's own memory (caches) under ``limit`` for a while, e.g.
+        ``"512MB"`` while a long read streams through it. A server database: nothing to do."""
+        yield
 
     def read_arrays(
         self,

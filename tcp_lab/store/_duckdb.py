@@ -373,6 +373,18 @@ class DuckDBBackend(Backend):
                 df[name] = df[name].dt.tz_convert("UTC")
         return df
 
+    @contextmanager
+    def bounded_memory(self, limit: str) -> Iterator[None]:
+        # DuckDB keeps the blocks it read cached up to its memory_limit (80 % of RAM by
+        # default): a read streaming a large table through would grow without bound.
+        # tcp_lab sets no limit of its own, so the default comes back afterwards.
+        cur = self._cursor()
+        cur.execute(f"SET memory_limit = '{limit}'")
+        try:
+            yield
+        finally:
+            cur.execute("RESET memory_limit")
+
     def read_arrays(
         self,
         table: sa.Table,

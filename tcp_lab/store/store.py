@@ -7,6 +7,7 @@ differs between DuckDB and PostgreSQL sits behind the private
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -326,6 +327,11 @@ class Store(BotsMixin):
         self._backend.insert_missing(S.raw_trades, {"exchange": exchange, "symbol": symbol},
                                      data, within="id")
         return len(df)
+
+    def bounded_memory(self, limit: str = "512MB") -> contextlib.AbstractContextManager[None]:
+        """Keep the database engine's caches under ``limit`` while streaming a long read
+        (DuckDB; a server database is left alone)."""
+        return self._backend.bounded_memory(limit)
 
     def load_trade_prices(self, exchange: str, symbol: str, start: object = None,
                           end: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
