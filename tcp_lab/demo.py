@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -139,11 +140,14 @@ def _batch(settings: Settings, symbol: str, say: Callable[[str], None]) -> Any:
         "grid": BATCH_GRID,
         "metric": "sharpe",
     }
+    out = settings.home / "batches" / "demo"
+    if out.exists():  # the demo's own folder: a second demo replaces its batch
+        say(f"   replacing the batch of the previous demo in {out}")
+        shutil.rmtree(out)
     # The runs are separate processes: they find the demo's store through the environment.
     with _environment(TCP_LAB_DATABASE_URL=settings.database_url,
                       TCP_LAB_HOME=str(settings.home), TCP_LAB_REDIS_URL="memory://"):
-        result = run_batch(config, output_dir=settings.home / "batches" / "demo",
-                           progress=False)
+        result = run_batch(config, output_dir=out, progress=False)
     say(f"   {result.n_ok} of {len(result.records)} runs succeeded ({result.seconds:.0f} s); "
         f"summary {result.summary_html}")
     return result

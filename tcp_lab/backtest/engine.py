@@ -286,16 +286,13 @@ def intrabar_report(result: BacktestResult, trades: pd.DataFrame | str | None = 
         raise ConfigError("intrabar_report: this run was resolved on candles only",
                           hint="pass trades=<DataFrame ts, price, amount> or trades='store'")
     _intrabar("trades", trades if trades is not None else result.trades_source, opts)
-    bar_trades = result.bar_trades
-    source = result.trades_source
-    if trades is not None:
-        bar_trades = TradeChunks(trades, result.candles, exchange=result.exchange,
-                                 symbol=result.symbol, timed=opts.needs_trade_times)
-        source = trades
     args = (result.strategy, result.candles, result.output, opts, result.timeframe)
     where = (result.symbol, result.exchange)
-    ohlc = _result(*args, None, *where, None)
-    on_trades = _result(*args, bar_trades, *where, source)
+    # the run itself is one side; only the other one is simulated
+    on_trades = result if trades is None else _result(
+        *args, TradeChunks(trades, result.candles, exchange=result.exchange,
+                           symbol=result.symbol, timed=opts.needs_trade_times), *where, trades)
+    ohlc = result if result.bar_trades is None else _result(*args, None, *where, None)
     return compare_intrabar(ohlc, on_trades)
 
 

@@ -41,7 +41,9 @@ from tcp_lab.execution.account import (
     BOTH,
     EXIT_READY,
     EXTREME,
+    F_AMBIGUOUS,
     F_OPENED,
+    F_PRICE,
     LONG_ONLY,
     N_ENTRIES,
     POSITION,
@@ -146,7 +148,7 @@ def signal_nb(state, le, lx, se, sx, price, stop_price, target_price, opts, fill
                     R_SIGNAL, fill):
         return False
     if fill[F_OPENED] > 0:
-        _set_levels_nb(state, fill[2], stop_price, target_price, opts)
+        _set_levels_nb(state, fill[F_PRICE], stop_price, target_price, opts)
     return True
 
 
@@ -239,7 +241,7 @@ def ohlc_levels_nb(state, o, h, lo, opts, fill):
         filled = exit_nb(state, stop, slip, reason, opts, fill)
         if hit_target:
             state[AMBIGUOUS] += 1.0
-            fill[12] = 1.0
+            fill[F_AMBIGUOUS] = 1.0
         return filled
     if hit_target:
         return exit_nb(state, target, 0.0, R_TARGET, opts, fill)

@@ -83,7 +83,7 @@ def _trigger_nb(state, price, ts, opts):
 
 @njit(cache=True)
 def _fill_exit_nb(state, price, ts, amount, lo, hi, k, share):
-    """Fill the exit under way on trades ``k..hi``; returns the first trade not used."""
+    """Fill the exit under way on trades ``k..hi`` (into the bar's exit sums)."""
     long = state[T_LONG] == 1.0
     limit = state[EXIT_LIMIT]
     timed = ts.shape[0] > 0
@@ -104,8 +104,7 @@ def _fill_exit_nb(state, price, ts, amount, lo, hi, k, share):
         k += 1
         if state[EXIT_LEFT] <= _DONE * abs(state[POSITION]):
             state[EXIT_LEFT] = 0.0
-            break
-    return k
+            return
 
 
 @njit(cache=True)

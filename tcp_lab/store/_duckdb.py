@@ -354,6 +354,13 @@ class DuckDBBackend(Backend):
             compiled = self._shapes[shape] = self.compile(stmt)
         return compiled[0]
 
+    def _select(self, table: sa.Table, columns: Sequence[str],
+                where: Sequence[sa.ColumnElement[bool]], order_by: Sequence[str],
+                ) -> tuple[str, Any]:
+        """The compiled ``SELECT columns … WHERE … ORDER BY …`` of the two readers."""
+        return self.compile(sa.select(*(table.c[c] for c in columns)).where(*where)
+                            .order_by(*(table.c[c] for c in order_by)))
+
     def read_frame(
         self,
         table: sa.Table,
@@ -361,13 +368,8 @@ class DuckDBBackend(Backend):
         where: Sequence[sa.ColumnElement[bool]],
         order_by: Sequence[str],
     ) -> pd.DataFrame:
-        stmt = (
-            sa.select(*(table.c[c] for c in columns))
-            .where(*where)
-            .order_by(*(table.c[c] for c in order_by))
-        )
         with self._transaction(write=False, what=f"read {table.name}") as tx:
-            df = tx.cur.execute(*self.compile(stmt)).df()
+            df = tx.cur.execute(*self._select(table, columns, where, order_by)).df()
         for name in columns:
             if isinstance(table.c[name].type, sa.DateTime):
                 df[name] = df[name].dt.tz_convert("UTC")
@@ -392,13 +394,9 @@ class DuckDBBackend(Backend):
         where: Sequence[sa.ColumnElement[bool]],
         order_by: Sequence[str],
     ) -> dict[str, np.ndarray]:
-        stmt = (
-            sa.select(*(table.c[c] for c in columns))
-            .where(*where)
-            .order_by(*(table.c[c] for c in order_by))
-        )
         with self._transaction(write=False, what=f"read {table.name}") as tx:
-            raw = tx.cur.execute(*self.compile(stmt)).fetchnumpy()  # UTC session: UTC times
+            sql = self._select(table, columns, where, order_by)
+            raw = tx.cur.execute(*sql).fetchnumpy()  # a UTC session: UTC times
         out = {}
         for name in columns:
             a = np.asarray(raw[name])
