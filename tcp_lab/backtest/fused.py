@@ -31,14 +31,14 @@ from numba.typed import List
 
 from tcp_lab.backtest.kernels import (
     N_ACC,
+    bar_ranges_nb,
     mark_nb,
-    quiet_nb,
     start_marks_nb,
     step_nb,
     write_acc_nb,
 )
 from tcp_lab.execution.account import CASH, N_FILL, N_STATE, POSITION, open_account_nb
-from tcp_lab.execution.kernel import levels_on_nb
+from tcp_lab.execution.kernel import O_TRAIL, levels_on_nb, quiet_bar_nb
 from tcp_lab.strategies import indicators
 
 __all__ = ["FusedKernel", "FUSED_KERNELS", "ma_cross_nb", "run_fused"]
@@ -123,28 +123,59 @@ def _open_nb(state, init_cash):
         state[N_STATE + q] = marks[q]
 
 
+@njit(cache=True, inline="always")
+def _side_nb(fast, slow, t):
+    """Row ``t``'s side: 1 when the fast average is above the slow one, -1 below, 0 equal."""
+    a, b = fast[t], slow[t]
+    return 1 if a > b else (-1 if a < b else 0)
+
+
 @njit(cache=True)
 def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state, trades):
-    """Trade bars ``[first, end)`` of one combination, its account carried in ``state``."""
+    """Trade bars ``[first, end)`` of one combination, its account carried in ``state``.
+
+    A signal needs the side (:func:`_side_nb`) to change: up when it becomes
+    1 (``a[t] > b[t]`` and not ``a[t-1] > b[t-1]``), down when it becomes -1.
+    Between changes of side the loop takes one of two tight paths (only the
+    comparisons while flat; the comparisons and the marks while holding a
+    position that no stop or target can close) and leaves them on the bar
+    where the side changes; the engine then runs exactly where one generic
+    loop would run it, with the same sums.
+    """
     account = state[:N_STATE]
     fills = np.empty((2, N_FILL))
     use_levels = levels_on_nb(opts, False)
     marks = _marks(state)
     cash, pos = account[CASH], account[POSITION]  # in registers between the engine's steps
     close = bars[3]
-    for i in range(first, end):
-        t = i - shift
-        # rows >= valid_from are defined (no NaN): "a <= b" is "not a > b"
-        up = (fast[t] > slow[t]) & ~(fast[t - 1] > slow[t - 1])
-        down = (fast[t] < slow[t]) & ~(fast[t - 1] < slow[t - 1])
+    lows, highs = bar_ranges_nb(bars, trades)
+    trail = opts[O_TRAIL]
+    # rows >= valid_from are defined (no NaN)
+    side = _side_nb(fast, slow, first - 1 - shift)
+    i = first
+    while i < end:
+        if pos == 0.0:  # flat: nothing happens until the side changes
+            while i < end and _side_nb(fast, slow, i - shift) == side:
+                i += 1
+        elif not use_levels:  # in the market: mark each bar until the side changes
+            while i < end and _side_nb(fast, slow, i - shift) == side:
+                marks = mark_nb(marks, cash + pos * close[i], pos)
+                i += 1
+        if i >= end:
+            break
+        now = _side_nb(fast, slow, i - shift)
+        up, down = now == 1 and side != 1, now == -1 and side != -1
+        side = now
         signal = up or down
         was_in = pos != 0.0
-        if signal or (use_levels and was_in and not quiet_nb(account, bars, i, trades, opts)):
+        if signal or (use_levels and was_in
+                       and not quiet_bar_nb(account, lows[i], highs[i], trail)):
             step_nb(bars, i, up, down and not reverse, down and reverse, False, np.nan, np.nan,
                     shift == 1, use_levels, opts, account, fills, trades)
             cash, pos = account[CASH], account[POSITION]
         if was_in or signal or pos != 0.0:
             marks = mark_nb(marks, cash + pos * close[i], pos)
+        i += 1
     for q in range(8):
         state[N_STATE + q] = marks[q]
 
@@ -163,32 +194,49 @@ class FusedKernel:
         are defined (arrays of windows in, array of rows out).
     params
         Names of the fast and slow window parameters.
+    averages
+        ``(close, windows) -> 2-D array``, row ``j`` bit for bit
+        ``average(close, windows[j])``, in one pass (optional; faster).
     """
 
     average: Callable[[np.ndarray, int], np.ndarray]
     valid_from: Callable[[np.ndarray, np.ndarray], np.ndarray]
     params: tuple[str, str] = ("fast", "slow")
+    averages: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     def table(self, close: np.ndarray, windows: np.ndarray) -> List:
         """The averages for each window: a numba list of ``len(windows)`` arrays.
 
-        Each array is the indicator's own result, not copied into a 2-D table
-        (a fresh 256 MB table per chunk cost more in page faults than the
-        averages themselves); a read-only one (pandas) is copied. Windows are
-        computed on :func:`numba.get_num_threads` threads — one on a Dask
-        worker thread (:mod:`tcp_lab.distributed`), so a single-threaded
-        worker uses one core.
+        Each array is the indicator's own result (``averages`` computes a
+        group of windows in one pass, with the same bits as ``average`` one
+        by one), not copied into one table (a fresh 256 MB table per chunk
+        cost more in page faults than the averages themselves); a read-only
+        one (pandas) is copied. The work is split over
+        :func:`numba.get_num_threads` threads — one on a Dask worker thread
+        (:mod:`tcp_lab.distributed`), so a single-threaded worker uses one core.
         """
+        threads = max(1, min(len(windows), numba.get_num_threads()))
+        averages = self.averages
+        if averages is not None:
+            groups = np.array_split(np.asarray(windows), threads)
 
-        def row(w: np.int64) -> np.ndarray:
-            values = self.average(close, int(w))
-            return values if values.flags.writeable else values.copy()
+            def work(g: Any) -> list[np.ndarray]:
+                return list(averages(close, g))
+        else:
+            groups = [[w] for w in windows]
 
-        threads = min(len(windows), numba.get_num_threads())
-        if threads <= 1:
-            return List([row(w) for w in windows])
-        with ThreadPoolExecutor(max_workers=threads) as ex:
-            return List(ex.map(row, windows))
+            def work(g: Any) -> list[np.ndarray]:
+                return [_writeable(self.average(close, int(g[0])))]
+        if threads == 1:
+            rows = [r for g in groups for r in work(g)]
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as ex:
+                rows = [r for part in ex.map(work, groups) for r in part]
+        return List(rows)
+
+
+def _writeable(values: np.ndarray) -> np.ndarray:
+    return values if values.flags.writeable else values.copy()
 
 
 FUSED_KERNELS: dict[str, FusedKernel] = {
@@ -196,6 +244,7 @@ FUSED_KERNELS: dict[str, FusedKernel] = {
     "sma_cross": FusedKernel(
         average=lambda close, w: indicators.sma(close, w),
         valid_from=lambda fast, slow: np.maximum(fast, slow) - 1,
+        averages=indicators.sma_many,
     ),
     # ema_cross masks both EMAs to min_periods=slow: defined from row slow - 1
     "ema_cross": FusedKernel(

@@ -36,7 +36,7 @@ from tcp_lab.execution.kernel import O_TRAIL, bar_nb, levels_on_nb, quiet_bar_nb
 from tcp_lab.execution.on_trades import trades_bar_nb
 
 __all__ = ["ACC_FIELDS", "N_ACC", "simulate_signals_nb", "simulate_column_nb", "mark_nb",
-           "start_marks_nb", "write_acc_nb", "step_nb", "quiet_nb"]
+           "start_marks_nb", "write_acc_nb", "step_nb", "bar_ranges_nb"]
 
 #: What the kernels accumulate per (combination, segment), in this order.
 ACC_FIELDS = (
@@ -139,12 +139,15 @@ def simulate_column_nb(bars, le, lx, se, sx, sp, tp, start, stop, at_open, opts,
     use_levels = levels_on_nb(opts, levels)
     marks = start_marks_nb(init_cash)
     cash, pos = state[CASH], state[POSITION]  # in registers between the engine's steps
+    lows, highs = bar_ranges_nb(bars, trades)
+    trail = opts[O_TRAIL]
     for i in range(start, stop):
         signal = le[i] or lx[i] or se[i] or sx[i]
         was_in = pos != 0.0
         # the engine only on bars where something can happen (a call passing arrays costs
         # more than a bar); the marks on every bar that holds or changes a position
-        if signal or (use_levels and was_in and not quiet_nb(state, bars, i, trades, opts)):
+        if signal or (use_levels and was_in and not quiet_bar_nb(state, lows[i], highs[i],
+                                                                  trail)):
             step_nb(bars, i, le[i], lx[i], se[i], sx[i], sp[i] if levels else np.nan,
                     tp[i] if levels else np.nan, at_open, use_levels, opts, state, fills,
                     trades)
@@ -155,12 +158,13 @@ def simulate_column_nb(bars, le, lx, se, sx, sp, tp, start, stop, at_open, opts,
 
 
 @njit(cache=True, inline="always")
-def quiet_nb(state, bars, i, trades, opts):
-    """:func:`~tcp_lab.execution.kernel.quiet_bar_nb` on bar ``i``'s range: its trades' when
-    ``trades`` has them, else its candle's."""
+def bar_ranges_nb(bars, trades):
+    """(lows, highs) a bar's levels are checked against: its trades' range when ``trades``
+    has them, else its candle's. Taken once per loop, not per bar (binding an array from
+    a tuple in a loop costs reference counts)."""
     if trades[3].shape[0] > 0:
-        return quiet_bar_nb(state, trades[5][i], trades[6][i], opts[O_TRAIL])
-    return quiet_bar_nb(state, bars[2, i], bars[1, i], opts[O_TRAIL])
+        return trades[5], trades[6]
+    return bars[2], bars[1]
 
 
 @njit(cache=True, inline="always")

@@ -62,6 +62,7 @@ from tcp_lab.execution.account import (
 )
 
 __all__ = ["OPTION_FIELDS", "N_OPT", "bar_nb", "signal_nb", "levels_on_nb", "stop_level_nb",
+           "stop_in_force_nb",
            "exit_nb", "may_reach_nb", "quiet_bar_nb"]
 
 #: The kernel's options, a float64 array in this order (:meth:`TradingOptions.kernel_options`).
@@ -162,14 +163,19 @@ def levels_on_nb(opts, has_level_prices):
 @njit(cache=True)
 def stop_level_nb(state, trail):
     """(stop level in force, its reason): the higher (long) of the stop and the trailing level."""
-    stop = state[STOP]
+    return stop_in_force_nb(state[STOP], state[EXTREME], state[T_LONG] == 1.0, trail)
+
+
+@njit(cache=True, inline="always")
+def stop_in_force_nb(stop, extreme, long, trail):
+    """:func:`stop_level_nb` on scalars (for loops that keep the levels in registers)."""
     if trail > 0:
-        if state[T_LONG] == 1.0:
-            level = state[EXTREME] * (1.0 - trail)
+        if long:
+            level = extreme * (1.0 - trail)
             if not stop >= level:  # NaN stop, or trailing higher
                 return level, R_TRAIL
         else:
-            level = state[EXTREME] * (1.0 + trail)
+            level = extreme * (1.0 + trail)
             if not stop <= level:
                 return level, R_TRAIL
     return stop, R_STOP

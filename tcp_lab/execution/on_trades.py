@@ -52,7 +52,7 @@ from tcp_lab.execution.kernel import (
     exit_nb,
     may_reach_nb,
     signal_nb,
-    stop_level_nb,
+    stop_in_force_nb,
 )
 
 __all__ = ["trades_bar_nb", "scan_trades_nb", "close_trades_bar_nb"]
@@ -61,24 +61,35 @@ _DONE = 1e-12  # an exit with less than this fraction of the position left is co
 
 
 @njit(cache=True)
-def _trigger_nb(state, price, ts, opts):
-    """Check one trade against the levels, then move the peak; True when an exit triggers."""
-    stop, reason = stop_level_nb(state, opts[O_TRAIL])
-    target = state[TARGET]
+def _find_trigger_nb(state, price, ts, lo, hi, opts):
+    """The first of trades ``lo..hi`` that triggers an exit (``hi``: none), each checked
+    against the levels first, then moving the peak; a trigger starts the exit in ``state``.
+
+    The levels and the peak stay in registers over the scan (a bar with a level in
+    reach scans its trades one by one); the peak is stored when the scan ends.
+    """
     long = state[T_LONG] == 1.0
-    if (price <= stop) if long else (price >= stop):
-        state[EXIT_READY] = ts + opts[O_LATENCY]
-        state[EXIT_REASON] = reason
-        state[EXIT_LIMIT] = np.nan
-    elif (price >= target) if long else (price <= target):
-        state[EXIT_READY] = ts
-        state[EXIT_REASON] = R_TARGET
-        state[EXIT_LIMIT] = target
-    else:
-        state[EXTREME] = max(state[EXTREME], price) if long else min(state[EXTREME], price)
-        return False
-    state[EXIT_LEFT] = abs(state[POSITION])
-    return True
+    stop, target, extreme, trail = state[STOP], state[TARGET], state[EXTREME], opts[O_TRAIL]
+    k = lo
+    while k < hi:
+        p = price[k]
+        level, reason = stop_in_force_nb(stop, extreme, long, trail)
+        if (p <= level) if long else (p >= level):
+            state[EXIT_READY] = (ts[k] if ts.shape[0] > 0 else 0.0) + opts[O_LATENCY]
+            state[EXIT_REASON] = reason
+            state[EXIT_LIMIT] = np.nan
+            break
+        if (p >= target) if long else (p <= target):
+            state[EXIT_READY] = ts[k] if ts.shape[0] > 0 else 0.0
+            state[EXIT_REASON] = R_TARGET
+            state[EXIT_LIMIT] = target
+            break
+        extreme = max(extreme, p) if long else min(extreme, p)
+        k += 1
+    state[EXTREME] = extreme
+    if k < hi:
+        state[EXIT_LEFT] = abs(state[POSITION])
+    return k
 
 
 @njit(cache=True)
@@ -125,11 +136,7 @@ def scan_trades_nb(state, price, ts, amount, lo, hi, low, high, opts):
             else:
                 state[EXTREME] = min(state[EXTREME], low)
             return
-        while k < hi:
-            t = ts[k] if ts.shape[0] > 0 else 0.0
-            if _trigger_nb(state, price[k], t, opts):
-                break
-            k += 1
+        k = _find_trigger_nb(state, price, ts, lo, hi, opts)
         if k == hi:
             return
     if state[EXIT_LEFT] > 0:

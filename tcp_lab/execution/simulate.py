@@ -144,14 +144,19 @@ def run_bars_nb(state, entry_idx, offset, open_, high, low, close, le, lx, se, s
     has_levels = stop_price.shape[0] > 0
     use_levels = levels_on_nb(opts, has_levels)
     on_trades = trades[3].shape[0] > 0
+    # the range a bar's levels are checked against: its trades' when known, else its
+    # candle's (bound once: binding an array from a tuple in the loop costs reference counts)
+    lows, highs = low, high
+    if on_trades:
+        lows, highs = trades[5], trades[6]
+    trail = opts[O_TRAIL]
     for i in range(n):
         signal = le[i] or lx[i] or se[i] or sx[i]
         # a bar without a signal changes nothing unless it can reach a live level; the sweep
         # kernels dispatch the same way in their own loops (a shared helper taking the bar
         # arrays cost 10-50 % here, measured: calls that pass arrays are dear in this loop)
-        if signal or (use_levels and state[POSITION] != 0.0 and not quiet_bar_nb(
-                state, trades[5][i] if on_trades else low[i],
-                trades[6][i] if on_trades else high[i], opts[O_TRAIL])):
+        if signal or (use_levels and state[POSITION] != 0.0
+                      and not quiet_bar_nb(state, lows[i], highs[i], trail)):
             sp = stop_price[i] if has_levels else np.nan
             tp = target_price[i] if has_levels else np.nan
             if on_trades and use_levels:

@@ -26,6 +26,7 @@ import pandas as pd
 
 __all__ = [
     "sma",
+    "sma_many",
     "ema",
     "rolling_std",
     "rsi",
@@ -68,43 +69,57 @@ def _series(x: np.ndarray) -> pd.Series:
 
 
 @numba.njit(cache=True, nogil=True)
-def _rolling_mean_nb(x: np.ndarray, window: int) -> np.ndarray:  # pragma: no cover - numba
-    """Mean of the last ``window`` values; NaN while fewer, or when one is NaN.
+def _rolling_means_nb(x: np.ndarray, windows: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Mean of the last ``windows[j]`` values in row ``j``; NaN while fewer, or when one is NaN.
 
-    A running sum with Kahan compensation (the algorithm pandas uses), O(n).
+    A running sum with Kahan compensation (the algorithm pandas uses), O(n)
+    per window. The windows run side by side over ``x``: each keeps its own
+    sum and compensation, so its result is the same as alone, while the
+    processor overlaps the windows' dependent additions.
     """
-    n = x.size
-    out = np.full(n, np.nan)
-    total = 0.0
-    comp = 0.0
-    nans = 0
+    n, k = x.size, windows.size
+    out = np.full((k, n), np.nan)
+    total = np.zeros(k)
+    comp = np.zeros(k)
+    nans = np.zeros(k, dtype=np.int64)
     for i in range(n):
         v = x[i]
-        if np.isnan(v):
-            nans += 1
-        else:
-            y = v - comp
-            t = total + y
-            comp = (t - total) - y
-            total = t
-        if i >= window:
-            old = x[i - window]
-            if np.isnan(old):
-                nans -= 1
+        for j in range(k):
+            window = windows[j]
+            tot, c = total[j], comp[j]
+            if np.isnan(v):
+                nans[j] += 1
             else:
-                y = -old - comp
-                t = total + y
-                comp = (t - total) - y
-                total = t
-        if i >= window - 1 and nans == 0:
-            out[i] = total / window
+                y = v - c
+                t = tot + y
+                c = (t - tot) - y
+                tot = t
+            if i >= window:
+                old = x[i - window]
+                if np.isnan(old):
+                    nans[j] -= 1
+                else:
+                    y = -old - c
+                    t = tot + y
+                    c = (t - tot) - y
+                    tot = t
+            total[j], comp[j] = tot, c
+            if i >= window - 1 and nans[j] == 0:
+                out[j, i] = tot / window
     return out
 
 
 @memoizable
 def sma(x: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average over ``window`` values (NaN for the first ``window - 1``)."""
-    return _rolling_mean_nb(np.ascontiguousarray(x, dtype=np.float64), int(window))
+    return sma_many(x, [window])[0]
+
+
+def sma_many(x: np.ndarray, windows: Any) -> np.ndarray:
+    """:func:`sma` for several windows in one pass: row ``j`` is ``sma(x, windows[j])``,
+    bit for bit (a sweep's table of averages)."""
+    w = np.asarray(windows, dtype=np.int64).reshape(-1)
+    return _rolling_means_nb(np.ascontiguousarray(x, dtype=np.float64), w)
 
 
 @memoizable

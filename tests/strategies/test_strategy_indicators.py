@@ -25,6 +25,39 @@ def test_sma_is_the_mean_of_the_last_window_values(x, window):
             assert got[t] == pytest.approx(x[t - window + 1 : t + 1].mean(), rel=1e-9)
 
 
+def _kahan_rolling_mean(x, window):
+    """The rolling mean one window at a time in plain Python: a running sum with Kahan
+    compensation, NaN while a NaN is inside the window."""
+    out, total, comp, nans = [], 0.0, 0.0, 0
+    for i, v in enumerate(x):
+        for value, sign in ((v, 1.0), (x[i - window] if i >= window else None, -1.0)):
+            if value is None:
+                continue
+            if math.isnan(value):
+                nans += 1 if sign > 0 else -1
+                continue
+            y = sign * value - comp
+            t = total + y
+            comp = (t - total) - y
+            total = t
+        out.append(total / window if i >= window - 1 and nans == 0 else math.nan)
+    return np.array(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=st.lists(st.one_of(st.floats(1e-8, 1e5), st.just(math.nan)), min_size=1,
+                  max_size=80).map(np.array),
+       windows=st.lists(st.integers(1, 12), min_size=1, max_size=6))
+def test_sma_many_is_each_window_bit_for_bit(x, windows):
+    """A sweep's table of averages: every row is the reference's, bit for bit (a cross
+    compares two floats, so one ulp would invent or hide a signal)."""
+    table = ind.sma_many(x, windows)
+    assert table.shape == (len(windows), len(x))
+    for row, w in zip(table, windows, strict=True):
+        np.testing.assert_array_equal(row, _kahan_rolling_mean(list(x), w))
+        np.testing.assert_array_equal(row, ind.sma(x, w))
+
+
 @settings(max_examples=40, deadline=None)
 @given(x=prices, span=st.integers(1, 10))
 def test_ema_follows_its_recursion(x, span):
