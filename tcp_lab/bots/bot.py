@@ -14,6 +14,13 @@ upsert keyed by the candle, so a crash before the commit just makes the
 restarted bot redo that candle from the same state and inputs: nothing is
 lost or duplicated. Then it publishes the signal on ``signals:{bot_id}``.
 
+A bot with a stop, target or trailing stop also subscribes to the symbol's live
+trades (``trades:{symbol}``): it resolves each candle's levels on that
+candle's trades by the trades rule, from the stream, else from the store,
+else by the OHLC rule (:mod:`tcp_lab.bots.intrabar`; the status says which),
+and while a position is open it scans each batch as it arrives, to announce a
+stop or target hit before the candle closes (booked at the close, as always).
+
 Paper trading only: there is no code path that sends an order to an exchange.
 """
 
@@ -34,14 +41,17 @@ import pandas as pd
 from tcp_lab.bots import window as W
 from tcp_lab.bots.broker import Account, Fill, Flags, PaperBroker
 from tcp_lab.bots.config import BotConfig
+from tcp_lab.bots.intrabar import IntrabarTrades, early_exit_detail
 from tcp_lab.bots.policy import Clock, utc_now
 from tcp_lab.bus import (
     CandleMessage,
     SignalMessage,
     StatusMessage,
+    TradesMessage,
     market_channel,
     signals_channel,
     status_channel,
+    trades_channel,
 )
 from tcp_lab.errors import DataError, StrategyError, TcpLabError
 from tcp_lab.strategies import Signal
@@ -132,8 +142,9 @@ class Bot:
         self.strategy = config.build_strategy()
         self.broker = PaperBroker(config.trading_options())
         self._levels = self.broker.options.has_levels
-        #: How the live stop and target were last resolved: "trades", "ohlc" (None: not yet).
-        self.intrabar: str | None = None
+        self._trades = IntrabarTrades(store, config.exchange, config.symbol)
+        self._announced: tuple[int, float] | None = None  # (candle, exit) announced early
+        self._stored: pd.Timestamp | None = None  # newest stored candle at the last heartbeat
         self.timeframe = parse_timeframe(config.timeframe)
         self.window = int(self.strategy.warmup) + config.window_margin
         self._label = repr(self.strategy)
@@ -152,6 +163,16 @@ class Bot:
     def account(self) -> Account:
         """Cash, position and open-trade bookkeeping after the last processed candle."""
         return self._account
+
+    @property
+    def intrabar(self) -> str | None:
+        """How the live stop and target were last resolved: "trades", "ohlc" (None: not yet)."""
+        return self._trades.rule
+
+    @property
+    def trade_source(self) -> str | None:
+        """Where the last candle resolved by the trades rule got its trades: "stream", "store"."""
+        return self._trades.source
 
     @property
     def last_candle_ts(self) -> pd.Timestamp | None:
@@ -228,16 +249,19 @@ class Bot:
         self._cache = window
         return [step]
 
-    def catch_up(self, extra: CandleMessage | None = None) -> list[Step]:
+    def catch_up(self, extra: CandleMessage | None = None, *,
+                 upto: pd.Timestamp | None = None) -> list[Step]:
         """Process, in order, every stored candle after the last processed one.
 
         ``extra`` (a candle just received) is included even if the store does
-        not hold it yet.
+        not hold it yet; ``upto`` stops at the candle closing then.
         """
         if not self._loaded:
             self.load()
         c = self.config
         newest = self.store.latest_candle_ts(c.exchange, c.symbol, c.timeframe)
+        if upto is not None and newest is not None:
+            newest = min(newest, upto)
         if extra is not None and (newest is None or extra.ts > newest):
             newest = extra.ts
         if newest is None or (self._last is not None and newest <= self._last):
@@ -335,25 +359,50 @@ class Bot:
 
     def _candle_trades(self, window: W.Window) -> tuple[np.ndarray, ...] | None:
         """The market trades of the window's last candle, when its stops and targets are live
-        and the store holds them (the trades rule); None: the OHLC rule at the close.
+        (the trades rule: from the live stream, else the store); None: the OHLC rule.
 
-        The collector stores a candle's trades (``collect --store-raw``) before it
-        publishes the candle, so they are there when the candle arrives.
+        The collector publishes a candle's trades, and stores them
+        (``collect --store-raw``), before it publishes the candle.
         """
-        if not self._levels or self._account.position == 0.0 or len(window["ts"]) < 2:
-            return None
-        c = self.config
-        prev, last = (pd.Timestamp(int(t), unit="us", tz="UTC") for t in window["ts"][-2:])
-        trades = self.store.load_trade_prices(c.exchange, c.symbol, prev, last)
-        rule = "trades" if len(trades[0]) else "ohlc"
-        if rule != self.intrabar:
-            self.intrabar = rule
-            detail = ("stops and targets resolved on market trades" if rule == "trades" else
-                      f"stops and targets resolved on candles (OHLC rule): no stored trades "
-                      f"for the candle of {last}; collect with --store-raw")
+        ts = window["ts"]
+        needed = self._levels and self._account.position != 0.0
+        trades, detail = self._trades.resolve(int(ts[-2]) if len(ts) > 1 else None,
+                                              int(ts[-1]), needed=needed)
+        if detail:
             log.info("bot %s: %s", self.id, detail)
             self.publish_status("running", detail=detail)
-        return trades if rule == "trades" else None
+        return trades
+
+    def process_trades(self, message: TradesMessage) -> None:
+        """Keep a batch of live trades (``trades:{symbol}``) for the candle they belong to.
+
+        While a position is open, the trades of the forming candle so far are
+        run through the broker's scan (the same one the candle's close runs on
+        all of them): a stop or target they hit is announced at once in the
+        status, and booked at the candle's close like any other.
+        """
+        if not self._loaded:
+            self.load()
+        c = self.config
+        if (message.exchange, message.symbol) != (c.exchange, c.symbol):
+            return
+        self._trades.add(message)
+        account = self._account
+        if not self._levels or account.position == 0.0 or self._last is None:
+            return
+        if not math.isnan(account.exit_ready):
+            return  # an exit under way since an earlier candle: nothing new to announce
+        forming = self._trades.forming(self._last.value // 1000, self.timeframe.us)
+        if forming is None:
+            return
+        close, trades = forming
+        scanned = self.broker.scan_trades(account, trades)
+        if math.isnan(scanned.exit_ready) or self._announced == (close, scanned.exit_ready):
+            return
+        self._announced = (close, scanned.exit_ready)
+        detail = early_exit_detail(scanned, close)
+        log.info("bot %s: %s", self.id, detail)
+        self.publish_status("running", detail=detail)
 
     def _record(self, ts: pd.Timestamp, signal: Signal, fills: list[Fill], account: Account,
                 equity: float) -> None:
@@ -423,6 +472,35 @@ class Bot:
         """True once :meth:`stop` was called."""
         return self._stop.is_set()
 
+    def _handle(self, item: object) -> None:
+        """Act on one inbox item (a message, or a request to catch up from the store)."""
+        if isinstance(item, TradesMessage):
+            self.process_trades(item)
+        elif isinstance(item, CandleMessage):
+            self.process_candle(item)
+        elif item is _CATCH_UP:  # the bus reconnected: messages may have been lost meanwhile
+            self._trades.interrupt("the bus connection was lost and restored")
+            self.catch_up()
+
+    def _catch_up_lost(self) -> None:
+        """Process the stored candles the bus did not deliver (e.g. while Redis was down).
+
+        A bot on live trades leaves the candles stored since the previous
+        heartbeat to the bus until the next one: the collector stores a candle
+        just before it publishes it, and read from the store first, its trades
+        (which travel with the bus message) could not be trusted.
+        """
+        for _ in range(self._inbox.qsize()):  # what already arrived goes first
+            self._handle(self._inbox.get_nowait())
+        if self._trades.stream is None:
+            self.catch_up()
+            return
+        c = self.config
+        upto, self._stored = self._stored, self.store.latest_candle_ts(c.exchange, c.symbol,
+                                                                       c.timeframe)
+        if upto is not None:
+            self.catch_up(upto=upto)
+
     def run(self, *, heartbeat_interval: float = 5.0, feed: CandleFeed | None = None) -> None:
         """Trade until :meth:`stop`: subscribe, catch up, then follow the bus.
 
@@ -430,7 +508,9 @@ class Bot:
         checks the store for candles the bus did not deliver. After a bus
         reconnect it catches up from the store. ``feed`` shares one
         subscription between the bots of a process (default: subscribe on
-        the bus directly).
+        the bus directly). A bot with live levels takes the symbol's live
+        trades on the same subscription as its candles, so they keep their
+        order (a candle's trades first).
 
         Raises
         ------
@@ -443,7 +523,11 @@ class Bot:
         sub = None
         if self.bus is not None:
             source: Any = self.bus if feed is None else feed
-            sub = source.subscribe(market_channel(self.config.symbol), handler=self._inbox.put,
+            channels = [market_channel(self.config.symbol)]
+            if self._levels:
+                channels.append(trades_channel(self.config.symbol))
+                self._trades.listen()
+            sub = source.subscribe(*channels, handler=self._inbox.put,
                                    on_reconnect=lambda: self._inbox.put(_CATCH_UP))
         try:
             self._warm_up()
@@ -458,12 +542,9 @@ class Bot:
                     item = None
                 if self._stop.is_set():
                     break
-                if isinstance(item, CandleMessage):
-                    self.process_candle(item)
-                elif item is _CATCH_UP:
-                    self.catch_up()
+                self._handle(item)
                 if time.monotonic() >= self._next_beat:
-                    self.catch_up()  # candles the bus lost (e.g. while Redis was down)
+                    self._catch_up_lost()
                     self.heartbeat()
         finally:
             self._beat_interval = None

@@ -213,15 +213,32 @@ class PaperBroker:
         """
         if not (math.isfinite(close) and close > 0):
             raise StrategyError(f"paper broker: cannot fill at price {close!r}")
-        ts, price, amount = (np.ascontiguousarray(a, dtype=np.float64) for a in trades)
         state = account.state.copy()
-        if len(price):
-            scan_trades_nb(state, price, ts, amount, 0, len(price), float(price.min()),
-                           float(price.max()), self._opts)
+        self._scan(state, trades)
         n = close_trades_bar_nb(state, float(close), flags.long_entry, flags.long_exit,
                                 flags.short_entry, flags.short_exit, float(stop_price),
                                 float(target_price), self._opts, self._fills)
         return self._after(account, state, n)
+
+    def scan_trades(self, account: Account, trades: Sequence[np.ndarray]) -> Account:
+        """The account after its live stop and target met ``trades`` (the first trades of a
+        candle, in time order), before that candle's close.
+
+        An exit that triggered is under way (``exit_ready``, ``exit_reason``)
+        and what it filled so far (``bar_exit_size``, ``bar_exit_value``) is
+        booked only at the close: :meth:`on_trades_candle` is this scan on all
+        the candle's trades, then the close. A bot uses it to see a stop or
+        target hit while the candle is still forming.
+        """
+        state = account.state.copy()
+        self._scan(state, trades)
+        return Account(state)
+
+    def _scan(self, state: np.ndarray, trades: Sequence[np.ndarray]) -> None:
+        ts, price, amount = (np.ascontiguousarray(a, dtype=np.float64) for a in trades)
+        if len(price):
+            scan_trades_nb(state, price, ts, amount, 0, len(price), float(price.min()),
+                           float(price.max()), self._opts)
 
     def _after(self, account: Account, state: np.ndarray, n: int) -> tuple[Account, list[Fill]]:
         if n == 0 and np.array_equal(state, account.state, equal_nan=True):

@@ -67,8 +67,9 @@ class BotConfig(BaseModel):
         ``long`` or ``longshort`` (exits open shorts, entries cover them).
     stop_loss, take_profit, trailing_stop
         Fractions of the entry fill price (None: off), resolved at each closed
-        candle on that candle's stored market trades (the trades rule), or by
-        the OHLC rule when the store has none, as the backtest does.
+        candle on that candle's market trades (the trades rule) from the live
+        stream (``trades:{symbol}``) or the store, or by the OHLC rule when
+        neither has them, as the backtest does.
     latency_ms, max_volume_share
         How a triggered stop fills on market trades (see
         :class:`~tcp_lab.execution.TradingOptions`).

@@ -1,4 +1,4 @@
-"""One bus subscription per market channel, shared by the bots of a process.
+"""One bus subscription per set of channels, shared by the bots of a process.
 
 On the embedded default every bot is a thread of the same process. Were each
 to subscribe on its own, every candle would be decoded once per bot, each in
@@ -6,10 +6,16 @@ its own listener thread; with a :class:`CandleFeed` it is decoded once and
 handed to every bot's inbox. A reconnect of the shared subscription is
 passed on to every bot (each then catches up from the store).
 
+Channels asked for together share one subscription, so their messages keep
+the order they were published in (a bot with stops takes ``market:{symbol}``
+and ``trades:{symbol}`` together: a candle's trades come before the candle).
+
 Examples
 --------
 >>> feed = CandleFeed(bus)                                     # doctest: +SKIP
 >>> sub = feed.subscribe("market:BTC/USDT", handler=inbox.put)  # doctest: +SKIP
+>>> both = feed.subscribe("market:BTC/USDT", "trades:BTC/USDT",  # doctest: +SKIP
+...                       handler=inbox.put)
 >>> sub.close()                                                # doctest: +SKIP
 """
 
@@ -52,7 +58,7 @@ class _Channel:
 
 
 class _Registration:
-    def __init__(self, feed: CandleFeed, channel: str, key: int) -> None:
+    def __init__(self, feed: CandleFeed, channel: tuple[str, ...], key: int) -> None:
         self._feed, self._channel, self._key = feed, channel, key
 
     def close(self) -> None:
@@ -66,24 +72,26 @@ class CandleFeed:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self._lock = threading.Lock()
-        self._channels: dict[str, _Channel] = {}
+        self._channels: dict[tuple[str, ...], _Channel] = {}
         self._next = 0
 
-    def subscribe(self, channel: str, *, handler: Handler,
+    def subscribe(self, *channels: str, handler: Handler,
                   on_reconnect: Callable[[], object] | None = None) -> _Registration:
-        """Deliver ``channel``'s messages to ``handler`` from now on (as ``Bus.subscribe``)."""
+        """Deliver the messages of ``channels`` to ``handler`` from now on, in the order
+        they were published (as ``Bus.subscribe``)."""
+        channel = tuple(channels)
         with self._lock:
             entry = self._channels.get(channel)
             if entry is None:
                 entry = _Channel()
-                entry.subscription = self.bus.subscribe(channel, handler=entry.deliver,
+                entry.subscription = self.bus.subscribe(*channel, handler=entry.deliver,
                                                         on_reconnect=entry.reconnected)
                 self._channels[channel] = entry
             self._next += 1
             entry.listeners[self._next] = (handler, on_reconnect)
             return _Registration(self, channel, self._next)
 
-    def _remove(self, channel: str, key: int) -> None:
+    def _remove(self, channel: tuple[str, ...], key: int) -> None:
         with self._lock:
             entry = self._channels.get(channel)
             if entry is None or entry.listeners.pop(key, None) is None:

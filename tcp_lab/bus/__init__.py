@@ -35,6 +35,8 @@ from tcp_lab.bus.channels import (
     status_channel,
     status_pattern,
     system_channel,
+    trades_channel,
+    trades_pattern,
 )
 from tcp_lab.bus.core import Bus, open_bus
 from tcp_lab.bus.messages import (
@@ -49,6 +51,7 @@ from tcp_lab.bus.messages import (
     MessageVersionError,
     SignalMessage,
     StatusMessage,
+    TradesMessage,
     candles_from_messages,
     decode,
     encode,
@@ -65,11 +68,13 @@ __all__ = [
     "backend_schemes",
     "memory_server",
     "market_channel",
+    "trades_channel",
     "signals_channel",
     "status_channel",
     "system_channel",
     "SYSTEM_EVENTS",
     "market_pattern",
+    "trades_pattern",
     "signals_pattern",
     "status_pattern",
     "VERSION",
@@ -77,6 +82,7 @@ __all__ = [
     "Message",
     "BaseMessage",
     "CandleMessage",
+    "TradesMessage",
     "SignalMessage",
     "StatusMessage",
     "EventMessage",

@@ -4,6 +4,8 @@
 channel                     message type      published by
 ==========================  ================  ======================================
 ``market:{symbol}``         ``candle``        the data collector, per closed candle
+``trades:{symbol}``         ``trades``        the data collector, live trades in
+                                              batches, while someone subscribes
 ``signals:{bot_id}``        ``signal``        a bot, once per candle it evaluates
 ``status:{bot_id}``         ``status``        a bot: lifecycle changes, heartbeats
 ``system:events``           ``event``         any service (gaps, restarts, errors…)
@@ -31,10 +33,12 @@ __all__ = [
     "SYSTEM_EVENTS",
     "CHANNEL_MESSAGE_TYPES",
     "market_channel",
+    "trades_channel",
     "signals_channel",
     "status_channel",
     "system_channel",
     "market_pattern",
+    "trades_pattern",
     "signals_pattern",
     "status_pattern",
     "check_name",
@@ -50,6 +54,7 @@ _NAME = re.compile(NAME_PATTERN)
 _GLOB = re.compile(r"[*?\[\]\\]")
 
 MARKET = "market"
+TRADES = "trades"
 SIGNALS = "signals"
 STATUS = "status"
 SYSTEM = "system"
@@ -57,7 +62,8 @@ SYSTEM = "system"
 SYSTEM_EVENTS = f"{SYSTEM}:events"
 
 #: Channel family (the part before the first ``:``) -> the message ``type`` it carries.
-CHANNEL_MESSAGE_TYPES = {MARKET: "candle", SIGNALS: "signal", STATUS: "status", SYSTEM: "event"}
+CHANNEL_MESSAGE_TYPES = {MARKET: "candle", TRADES: "trades", SIGNALS: "signal", STATUS: "status",
+                         SYSTEM: "event"}
 
 
 def check_name(value: str, what: str = "name") -> str:
@@ -129,6 +135,20 @@ def market_channel(symbol: str) -> str:
     return f"{MARKET}:{check_name(symbol, 'symbol')}"
 
 
+def trades_channel(symbol: str) -> str:
+    """Channel of the live market trades of ``symbol``, in batches (every exchange).
+
+    The collector publishes on it only while someone subscribes, and a candle's
+    trades before the candle itself (on :func:`market_channel`).
+
+    Examples
+    --------
+    >>> trades_channel("ETH/USDT")
+    'trades:ETH/USDT'
+    """
+    return f"{TRADES}:{check_name(symbol, 'symbol')}"
+
+
 def signals_channel(bot_id: str) -> str:
     """Channel of the signals of bot ``bot_id``.
 
@@ -159,6 +179,15 @@ def system_channel() -> str:
 def market_pattern() -> str:
     """Pattern matching every market channel, ``market:*``."""
     return f"{MARKET}:*"
+
+
+def trades_pattern() -> str:
+    """Pattern matching every trades channel, ``trades:*``.
+
+    The collector publishes trades only to channels with direct subscribers
+    (``PUBSUB NUMSUB``): a pattern subscription alone does not make it publish.
+    """
+    return f"{TRADES}:*"
 
 
 def signals_pattern() -> str:

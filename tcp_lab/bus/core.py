@@ -106,11 +106,34 @@ class Bus:
             raise DataError(
                 f"cannot publish a {message.type} message on {channel!r}: "
                 f"that channel carries {expected} messages",
-                hint="use the channel helpers: market_channel, signals_channel, "
-                "status_channel, system_channel",
+                hint="use the channel helpers: market_channel, trades_channel, "
+                "signals_channel, status_channel, system_channel",
             )
         raw = self._parsed.prefix + channel
         return int(self._call(lambda: self._client.publish(raw, payload), f"publish to {channel}"))
+
+    def subscribers(self, channel: str) -> int:
+        """How many subscriptions listen to ``channel`` itself (Redis ``PUBSUB NUMSUB``).
+
+        Pattern subscriptions are not counted. A publisher with costly messages
+        asks this (and caches the answer) to publish only when someone listens.
+
+        Raises
+        ------
+        DataError
+            A malformed channel name.
+        ServiceError
+            The server stayed unreachable.
+
+        Examples
+        --------
+        >>> bus.subscribers(trades_channel("BTC/USDT"))  # doctest: +SKIP
+        0
+        """
+        raw = self._parsed.prefix + check_channel(channel)
+        counts = self._call(lambda: self._client.pubsub_numsub(raw), f"count subscribers of "
+                            f"{channel}")
+        return int(counts[0][1]) if counts else 0
 
     def subscribe(
         self,

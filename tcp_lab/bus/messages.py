@@ -6,7 +6,8 @@ Every message is a frozen pydantic model that travels as one JSON object:
     Wire-format version, always ``1`` for these models. A reader that meets
     another version raises :class:`MessageVersionError` instead of guessing.
 ``type``
-    ``"candle"``, ``"signal"``, ``"status"`` or ``"event"``; picks the model.
+    ``"candle"``, ``"trades"``, ``"signal"``, ``"status"`` or ``"event"``; picks
+    the model.
 ``ts`` (and every other time)
     UTC, ISO 8601 with a ``Z`` suffix and exactly six fractional digits:
     ``"2024-03-01T09:05:00.000000Z"`` (microseconds, tcp_lab's resolution;
@@ -16,6 +17,10 @@ Every message is a frozen pydantic model that travels as one JSON object:
     and epoch numbers are rejected, sub-microsecond digits are truncated.
 
 Floats must be finite (NaN indicator values become ``null``/``None``).
+A :class:`TradesMessage` carries its trades as three JSON arrays (times as
+integer epoch microseconds, prices, amounts): plain JSON like the others, and
+cheap to build and read (about a millisecond per thousand trades both ways);
+a float goes through JSON and back bit for bit.
 Unknown fields are rejected. Build messages with keyword arguments; invalid
 input raises ``pydantic.ValidationError`` (a ``ValueError``).
 
@@ -38,6 +43,7 @@ from datetime import UTC, datetime
 from numbers import Real
 from typing import Annotated, Any, Literal, TypeAlias, get_args
 
+import numpy as np
 import pandas as pd
 from pydantic import (
     BaseModel,
@@ -69,6 +75,7 @@ __all__ = [
     "UtcTimestamp",
     "BaseMessage",
     "CandleMessage",
+    "TradesMessage",
     "SignalMessage",
     "StatusMessage",
     "EventMessage",
@@ -242,6 +249,82 @@ def candles_from_messages(messages: Iterable[CandleMessage]) -> pd.DataFrame:
     return validate_candles(pd.DataFrame(data, index=index), msgs[0].timeframe)
 
 
+class TradesMessage(BaseMessage):
+    """A batch of live market trades of ``symbol``, published on ``trades:{symbol}``.
+
+    ``times`` (epoch microseconds, UTC, non-decreasing), ``prices`` and
+    ``amounts`` are equal-length arrays, one entry per trade, in the
+    exchange's order. ``seq`` numbers the batches of one ``stream`` (a
+    collector's feed of one symbol; a new stream starts at 0 after a restart
+    or a break in the exchange feed), so a subscriber that sees anything but
+    the previous ``seq + 1`` of the same stream knows it missed trades.
+    ``until`` (None: no claim) says that every trade of the stream at or
+    before it is in this batch or an earlier one: the collector sets it on the
+    batch it sends just before the candles closing up to then, which may then
+    hold no trade. ``ts`` is the newest trade's time, or ``until`` if later.
+
+    Examples
+    --------
+    >>> m = TradesMessage.from_arrays(exchange="binance", symbol="BTC/USDT", stream="c1",
+    ...                               seq=0, times=[1_709_283_900_000_000],
+    ...                               prices=[0.00012345], amounts=[2.5])
+    >>> m.ts
+    Timestamp('2024-03-01 09:05:00+0000', tz='UTC')
+    >>> [a.tolist() for a in decode(encode(m)).arrays()]
+    [[1709283900000000], [0.00012345], [2.5]]
+    """
+
+    type: Literal["trades"] = "trades"
+    exchange: Name
+    symbol: Name
+    stream: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    seq: Annotated[int, Field(ge=0)]
+    until: UtcTimestamp | None = None
+    times: list[int]
+    prices: list[Price]
+    amounts: list[Annotated[float, Field(ge=0)]]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TradesMessage:
+        n = len(self.times)
+        if len(self.prices) != n or len(self.amounts) != n:
+            raise ValueError(f"trades of {self.symbol}: {n} times, {len(self.prices)} prices "
+                             f"and {len(self.amounts)} amounts; expected one of each per trade")
+        t = self.times
+        if any(a > b for a, b in zip(t, t[1:], strict=False)):
+            raise ValueError(f"trades of {self.symbol}: times are not in order")
+        return self
+
+    @classmethod
+    def from_arrays(cls, *, exchange: str, symbol: str, stream: str, seq: int, times: Any,
+                    prices: Any, amounts: Any, until: Any = None) -> TradesMessage:
+        """A message from array-likes (``times`` as epoch microseconds, sorted); ``ts`` is
+        the newest trade's time, or ``until`` if later.
+
+        Raises
+        ------
+        ValueError
+            Neither trades nor ``until``, lengths that differ, times out of order,
+            bad values.
+        """
+        t = np.asarray(times, dtype=np.int64)
+        newest = [_to_utc(until)] if until is not None else []
+        if len(t):
+            newest.append(pd.Timestamp(int(t.max()), unit="us", tz="UTC"))
+        if not newest:
+            raise ValueError(f"trades of {symbol}: a batch needs a trade or an 'until'")
+        return cls(exchange=exchange, symbol=symbol, stream=stream, seq=seq, until=until,
+                   ts=max(newest), times=t.tolist(),
+                   prices=np.asarray(prices, dtype=np.float64).tolist(),
+                   amounts=np.asarray(amounts, dtype=np.float64).tolist())
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ts, price, amount)``: int64 epoch microseconds and float64 arrays, what
+        :meth:`tcp_lab.store.Store.load_trade_prices` returns for stored trades."""
+        return (np.array(self.times, dtype=np.int64), np.array(self.prices, dtype=np.float64),
+                np.array(self.amounts, dtype=np.float64))
+
+
 class SignalMessage(BaseMessage):
     """A strategy decision of bot ``bot_id`` on the candle closing at ``ts``.
 
@@ -294,11 +377,13 @@ class EventMessage(BaseMessage):
 
 #: Any bus message; ``type`` picks the model.
 Message: TypeAlias = Annotated[
-    CandleMessage | SignalMessage | StatusMessage | EventMessage, Field(discriminator="type")
+    CandleMessage | TradesMessage | SignalMessage | StatusMessage | EventMessage,
+    Field(discriminator="type"),
 ]
 #: ``type`` value -> model class.
 MESSAGE_TYPES: dict[str, type[BaseMessage]] = {
     "candle": CandleMessage,
+    "trades": TradesMessage,
     "signal": SignalMessage,
     "status": StatusMessage,
     "event": EventMessage,
@@ -342,7 +427,7 @@ def decode(raw: str | bytes) -> Message:
 
     Returns
     -------
-    CandleMessage | SignalMessage | StatusMessage | EventMessage
+    CandleMessage | TradesMessage | SignalMessage | StatusMessage | EventMessage
 
     Raises
     ------

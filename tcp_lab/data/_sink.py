@@ -3,24 +3,37 @@
 One :class:`Sink` per collector. The store is the source of truth: a candle is
 published only after it was stored, and a bus that is down is logged and
 counted (bots catch up from the store) rather than stopping the collection.
+Live trades go only onto the bus, and only to a channel someone subscribes
+to (asked at most once per :data:`LISTENERS_TTL` seconds per channel).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from typing import Any
 
 import pandas as pd
 
-from tcp_lab.bus import SYSTEM_EVENTS, CandleMessage, EventMessage, market_channel
+from tcp_lab.bus import (
+    SYSTEM_EVENTS,
+    CandleMessage,
+    EventMessage,
+    TradesMessage,
+    market_channel,
+    trades_channel,
+)
+from tcp_lab.data._trades import sort_trades, trade_arrays
 from tcp_lab.errors import TcpLabError
 from tcp_lab.retry import one_line
 
-__all__ = ["Sink"]
+__all__ = ["Sink", "LISTENERS_TTL"]
 
 log = logging.getLogger("tcp_lab.data.collector")
+#: Seconds a channel's subscriber count is trusted before the bus is asked again.
+LISTENERS_TTL = 1.0
 
 
 def _jsonable(value: Any) -> Any:
@@ -54,6 +67,7 @@ class Sink:
         self.store, self.bus, self.exchange, self.source = store, bus, exchange, source
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._listeners: dict[str, tuple[int, float]] = {}  # channel -> (count, asked at)
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -97,6 +111,57 @@ class Sink:
         n = self.store.save_raw_trades(trades, self.exchange, symbol)
         self._count("trades_stored", n)
         return n
+
+    def publish_trades(self, frames: list[pd.DataFrame], symbol: str, *, stream: str,
+                       seq: int, until: pd.Timestamp | None = None) -> bool:
+        """Publish live trades as batch ``seq`` of ``stream`` on ``trades:{symbol}``, if
+        anyone subscribes there; True when published.
+
+        ``frames`` are trades frames (``ts price amount [id]``) in arrival
+        order; the batch is sorted by (ts, id), as the store returns trades.
+        ``until``: every trade up to then has been handed over (see
+        :class:`~tcp_lab.bus.TradesMessage`).
+        """
+        if self.bus is None or not (frames or until is not None):
+            return False
+        channel = trades_channel(symbol)
+        if not self._listened(channel):
+            self._count("trade_batches_unheard")
+            return False
+        frame = (frames[0] if len(frames) == 1 else
+                 pd.concat(frames, ignore_index=True) if frames else
+                 pd.DataFrame({"ts": pd.DatetimeIndex([], tz="UTC"), "price": [], "amount": []}))
+        try:
+            arr = sort_trades(trade_arrays(frame, name=f"{self.exchange} {symbol} live trades"))
+            message = TradesMessage.from_arrays(exchange=self.exchange, symbol=symbol,
+                                                stream=stream, seq=seq, times=arr.ts,
+                                                prices=arr.price, amounts=arr.amount,
+                                                until=until)
+        except ValueError as e:  # the aggregator took them; subscribers will see a gap
+            self._count("publish_errors")
+            log.error("%s: could not publish trades of %s: %s", self.source, symbol,
+                      one_line(e))
+            return False
+        if not self._publish(channel, message):
+            return False
+        self._count("trade_batches_published")
+        self._count("trades_published", arr.n)
+        return True
+
+    def _listened(self, channel: str) -> bool:
+        """Whether ``channel`` has a subscriber (the bus is asked at most every
+        :data:`LISTENERS_TTL` seconds; an unanswered question counts as none)."""
+        now = time.monotonic()
+        count, asked = self._listeners.get(channel, (0, -LISTENERS_TTL))
+        if now - asked >= LISTENERS_TTL:
+            try:
+                count = self.bus.subscribers(channel)
+            except TcpLabError as e:
+                log.warning("%s: could not count the subscribers of %s: %s", self.source,
+                            channel, one_line(e))
+                count = 0
+            self._listeners[channel] = (count, now)
+        return count > 0
 
     def event(self, kind: str, /, **detail: Any) -> None:
         """Publish ``collector.<kind>`` on ``system:events`` (and log it)."""

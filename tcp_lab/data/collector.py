@@ -31,6 +31,10 @@ What is stored and published
   The first candle of each timeframe after the live feed starts (or restarts)
   is incomplete: it is fetched as a kline once closed, and published, instead
   of being built from a partial bucket.
+- **Live trades** go out on ``trades:{symbol}`` in numbered batches (every
+  200 ms, and just before each candle: a candle's trades come first), only
+  while that channel has a subscriber (asked at most once a second); bots
+  with stops and targets listen there (:mod:`tcp_lab.data.live`).
 - **Events** on ``system:events``: ``collector.started``,
   ``collector.backfill_done``, ``collector.reconnected``,
   ``collector.gap_backfilled``, ``collector.stopped``, ``collector.error``.

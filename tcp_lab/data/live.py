@@ -24,6 +24,14 @@ trades (candle replays) every tick catches up with the newly closed candles.
 published once on ``market:{symbol}`` after it was stored (klines fetched by a
 catch-up too); a candle re-written after late trades is published again with
 ``corrected=True``. History (closed before the live phase began) is not.
+
+**Live trades** go out on ``trades:{symbol}`` in batches: at most every
+``trades_interval`` seconds, and always just before a candle is handed to the
+writer, through the same FIFO writer thread, so a candle's trades are
+published before the candle. Each batch is numbered (``seq``) within its
+*stream* (one per segment of one run), whether or not it is published, so a
+subscriber can tell it missed one. The writer publishes a batch only while the
+channel has a subscriber (see :class:`~tcp_lab.data._sink.Sink`).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -62,6 +71,7 @@ class LiveOptions:
     late_window: str = "5m"
     max_refill: int = 50_000
     store_raw: bool = False
+    trades_interval: float = 0.2
     reconnect: Backoff = Backoff(initial=0.5, maximum=30.0, jitter=0.5, attempts=1_000_000)
 
 
@@ -75,6 +85,9 @@ class _Symbol:
     pending: dict[str, tuple[pd.Timestamp, pd.Timestamp, bool]] = field(default_factory=dict)
     heads: dict[str, pd.Timestamp] = field(default_factory=dict)  # non-empty, by REST
     raw: list[pd.DataFrame] = field(default_factory=list)
+    outbox: list[pd.DataFrame] = field(default_factory=list)  # live trades not yet published
+    stream: str = ""
+    seq: int = 0
     reconnected: bool = False
     down_since: float | None = None
     done: bool = False
@@ -108,6 +121,7 @@ class LiveEngine:
         self.now: pd.Timestamp | None = None
         self.error: BaseException | None = None
         self._writer: ThreadPoolExecutor | None = None
+        self._run_id = uuid.uuid4().hex[:12]  # names this run's trade streams
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:
@@ -142,6 +156,8 @@ class LiveEngine:
     # ------------------------------------------------------------------ segments
     def _begin(self, st: _Symbol, first_ts: pd.Timestamp) -> None:
         """Start a segment at ``first_ts``: a new aggregator, REST for what precedes it."""
+        self._flush_trades(st)  # the end of the previous segment, in its own stream
+        st.stream, st.seq = f"{self.sink.source}/{self._run_id}/{st.counts['segments'] + 1}", 0
         st.agg = StreamingAggregator(self.timeframes, late_window=self.opt.late_window,
                                      name=f"{self.sink.exchange} {st.symbol} trades")
         for tf in self.timeframes:
@@ -158,8 +174,9 @@ class LiveEngine:
         st.counts["segments"] += 1
 
     def _emit(self, st: _Symbol, closed: list[ClosedCandle]) -> None:
-        if closed:  # a candle's raw trades are stored before it is published (bots read them)
+        if closed:  # a candle's trades are stored and published before the candle (bots)
             self._flush_raw(st)
+            self._flush_trades(st, until=max(c.ts for c in closed))
         by_tf: dict[str, list[ClosedCandle]] = defaultdict(list)
         for c in closed:
             if c.ts >= st.live_from.get(c.timeframe, c.ts):
@@ -177,6 +194,19 @@ class LiveEngine:
         if st.raw:
             batch, st.raw = pd.concat(st.raw, ignore_index=True), []
             self._submit(lambda: self.sink.save_trades(batch, st.symbol))
+
+    def _flush_trades(self, st: _Symbol, until: pd.Timestamp | None = None) -> None:
+        """Hand the live trades received since the last flush to the writer, as the next
+        batch of the symbol's stream (published there if anyone listens).
+
+        ``until``: the candles closing up to then are about to be published;
+        the batch says that it completes their trades (even without a trade).
+        """
+        if self.sink.bus is not None and (st.outbox or until is not None):
+            frames, st.outbox = st.outbox, []
+            stream, seq, st.seq = st.stream, st.seq, st.seq + 1
+            self._submit(lambda: self.sink.publish_trades(frames, st.symbol, stream=stream,
+                                                          seq=seq, until=until))
 
     # ------------------------------------------------------------------ trades
     async def _refill(self, st: _Symbol, first: int, last: int) -> pd.DataFrame | None:
@@ -234,6 +264,8 @@ class LiveEngine:
         if self.opt.store_raw:
             st.raw.append(batch)
         closed = st.agg.add(batch)
+        if self.sink.bus is not None:
+            st.outbox.append(batch)
         if seq:
             st.last_id = int(batch["id"].max())
         st.last_trade = batch["ts"].max()
@@ -327,6 +359,7 @@ class LiveEngine:
         for tf, (lo, hi, corrected) in list(st.pending.items()):
             if hi <= cut:
                 del st.pending[tf]
+                self._flush_trades(st)  # the trades before the candles the catch-up publishes
                 self._submit(lambda s=st, t=tf, a=lo, b=hi, c=corrected:
                              self._catch_up(s, t, a, b, c, rest))
 
@@ -340,6 +373,13 @@ class LiveEngine:
         if start <= upto and tf not in st.pending:
             st.pending[tf] = (start, upto, False)
             st.submitted[tf] = upto
+
+    async def _pump(self) -> None:
+        """Publish the live trades every ``trades_interval`` seconds (quiet markets too)."""
+        while not self.stop.is_set():
+            await self._sleep(self.opt.trades_interval)
+            for st in self.symbols.values():
+                self._flush_trades(st)
 
     async def _clock(self) -> None:
         while not self.stop.is_set():
@@ -357,6 +397,7 @@ class LiveEngine:
             if final:  # no clock to close candles by, but the trades received are kept
                 for st in self.symbols.values():
                     self._flush_raw(st)
+                    self._flush_trades(st)
             return
         self.now = now
         cut = now - self.opt.close_delay
@@ -366,6 +407,7 @@ class LiveEngine:
             if st.agg is not None:
                 self._emit(st, st.agg.tick(cut))
             self._flush_raw(st)
+            self._flush_trades(st)
         self._due(cut, self._final_rest if final else self.rest)
 
     def _final_rest(self, fn: Callable[[], Any], what: str) -> Any:
@@ -387,10 +429,12 @@ class LiveEngine:
         follow = ([asyncio.create_task(self._follow(st), name=f"follow {st.symbol}")
                    for st in self.symbols.values()] if self.provider.has_live_trades else [])
         clock = asyncio.create_task(self._clock(), name="clock")
+        pump = ([asyncio.create_task(self._pump(), name="trades")]
+                if follow and self.sink.bus is not None else [])
         finite = getattr(self.provider, "done", None)
         try:
             while not self.stop.is_set():
-                failed = [t for t in [*follow, clock] if t.done() and not t.cancelled()
+                failed = [t for t in [*follow, clock, *pump] if t.done() and not t.cancelled()
                           and t.exception() is not None]
                 if failed:
                     self.error = self.error or failed[0].exception()
@@ -403,9 +447,9 @@ class LiveEngine:
                     break
                 await asyncio.sleep(0.05)
         finally:
-            for t in [*follow, clock]:
+            for t in [*follow, clock, *pump]:
                 t.cancel()
-            await asyncio.gather(*follow, clock, return_exceptions=True)
+            await asyncio.gather(*follow, clock, *pump, return_exceptions=True)
             try:
                 await self._tick(final=True)
             except Exception as e:  # keep shutting down; the error is reported

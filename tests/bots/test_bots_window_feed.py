@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tcp_lab.bots import Bot
 from tcp_lab.bots import window as W
 from tcp_lab.bots.feed import CandleFeed
-from tcp_lab.bus import CandleMessage, market_channel, open_bus
+from tcp_lab.bus import CandleMessage, TradesMessage, market_channel, open_bus, trades_channel
 from tcp_lab.strategies import candle_arrays
 from tcp_lab.testing import make_candles
 
@@ -80,6 +80,40 @@ def test_the_feed_subscribes_once_and_fans_out(monkeypatch):
     for s in subs:
         s.close()
     assert not feed._channels                    # the last listener closed the subscription
+    bus.close()
+
+
+def test_channels_asked_for_together_share_a_subscription_and_keep_their_order(monkeypatch):
+    bus = open_bus(f"memory://feed-{uuid.uuid4().hex[:8]}")
+    subscribe = bus.subscribe
+    opened = []
+    monkeypatch.setattr(bus, "subscribe", lambda *c, **kw: opened.append(c) or subscribe(*c, **kw))
+    feed = CandleFeed(bus)
+    pair = (market_channel(SYMBOL), trades_channel(SYMBOL))
+    got: list = []
+    done = threading.Event()
+
+    def put(msg):
+        got.append(msg)
+        if len(got) == 40:
+            done.set()
+
+    subs = [feed.subscribe(*pair, handler=put), feed.subscribe(*pair, handler=lambda m: None),
+            feed.subscribe(pair[0], handler=lambda m: None)]
+    assert opened == [pair, pair[:1]]  # one per set of channels
+    sent = []
+    for i, candle in enumerate(_messages(make_candles(20, seed=3))):
+        batch = TradesMessage.from_arrays(exchange=EXCHANGE, symbol=SYMBOL, stream="s", seq=i,
+                                          times=[candle.ts.value // 1000], prices=[candle.close],
+                                          amounts=[1.0])
+        for channel, msg in zip(pair[::-1], (batch, candle), strict=True):
+            bus.publish(channel, msg)
+            sent.append(msg)
+    assert done.wait(5)
+    assert got == sent  # each candle after its trades, as published
+    for sub in subs:
+        sub.close()
+    assert not feed._channels
     bus.close()
 
 

@@ -15,6 +15,8 @@ from tcp_lab.bus import (
     status_channel,
     status_pattern,
     system_channel,
+    trades_channel,
+    trades_pattern,
 )
 from tcp_lab.bus.channels import CHANNEL_MESSAGE_TYPES, channel_family, check_channel
 from tcp_lab.errors import DataError
@@ -22,6 +24,7 @@ from tcp_lab.errors import DataError
 
 def test_channel_names():
     assert market_channel("BTC/USDT") == "market:BTC/USDT"
+    assert trades_channel("BTC/USDT") == "trades:BTC/USDT"
     assert signals_channel("sma-1") == "signals:sma-1"
     assert status_channel("sma-1") == "status:sma-1"
     assert system_channel() == SYSTEM_EVENTS == "system:events"
@@ -29,6 +32,7 @@ def test_channel_names():
 
 @pytest.mark.parametrize("make, pattern, other", [
     (market_channel, market_pattern(), status_channel),
+    (trades_channel, trades_pattern(), market_channel),
     (signals_channel, signals_pattern(), status_channel),
     (status_channel, status_pattern(), signals_channel),
 ])
@@ -39,9 +43,11 @@ def test_patterns_match_their_family_only(make, pattern, other):
 
 
 def test_every_family_has_a_message_type():
-    channels = [market_channel("A/B"), signals_channel("b"), status_channel("b"), system_channel()]
+    channels = [market_channel("A/B"), trades_channel("A/B"), signals_channel("b"),
+                status_channel("b"), system_channel()]
     assert {channel_family(c) for c in channels} == set(CHANNEL_MESSAGE_TYPES)
-    assert set(CHANNEL_MESSAGE_TYPES.values()) == {"candle", "signal", "status", "event"}
+    assert set(CHANNEL_MESSAGE_TYPES.values()) == {"candle", "trades", "signal", "status",
+                                                   "event"}
 
 
 @pytest.mark.parametrize("bad", ["", "a b", "bot*", "bot?", "[x]", "a\\b", "tab\t", "nl\n", 3])
