@@ -37,8 +37,19 @@ from tcp_lab.backtest.kernels import (
     step_nb,
     write_acc_nb,
 )
-from tcp_lab.execution.account import CASH, N_FILL, N_STATE, POSITION, open_account_nb
-from tcp_lab.execution.kernel import O_TRAIL, levels_on_nb, quiet_bar_nb
+from tcp_lab.execution.account import (
+    CASH,
+    EXIT_READY,
+    EXTREME,
+    N_FILL,
+    N_STATE,
+    POSITION,
+    STOP,
+    T_LONG,
+    TARGET,
+    open_account_nb,
+)
+from tcp_lab.execution.kernel import O_TRAIL, levels_on_nb, quiet_bar_nb, quiet_extreme_nb
 from tcp_lab.strategies import indicators
 
 __all__ = ["FusedKernel", "FUSED_KERNELS", "ma_cross_nb", "run_fused"]
@@ -136,11 +147,13 @@ def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state,
 
     A signal needs the side (:func:`_side_nb`) to change: up when it becomes
     1 (``a[t] > b[t]`` and not ``a[t-1] > b[t-1]``), down when it becomes -1.
-    Between changes of side the loop takes one of two tight paths (only the
-    comparisons while flat; the comparisons and the marks while holding a
-    position that no stop or target can close) and leaves them on the bar
-    where the side changes; the engine then runs exactly where one generic
-    loop would run it, with the same sums.
+    Between changes of side the loop takes one of three tight paths (only
+    the comparisons while flat; the comparisons and the marks while holding
+    a position without stops or targets; and, with them, the marks while
+    the bar's range cannot reach a level, the levels in registers) and
+    leaves them on the bar where the side changes or a level is in reach;
+    the engine then runs exactly where one generic loop would run it, with
+    the same sums.
     """
     account = state[:N_STATE]
     fills = np.empty((2, N_FILL))
@@ -161,6 +174,17 @@ def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state,
             while i < end and _side_nb(fast, slow, i - shift) == side:
                 marks = mark_nb(marks, cash + pos * close[i], pos)
                 i += 1
+        elif account[EXIT_READY] != account[EXIT_READY]:  # levels live, no exit under way:
+            long = account[T_LONG] == 1.0  # mark each bar that cannot reach them
+            stop, target, extreme = account[STOP], account[TARGET], account[EXTREME]
+            while i < end and _side_nb(fast, slow, i - shift) == side:
+                moved = quiet_extreme_nb(long, stop, target, extreme, lows[i], highs[i], trail)
+                if moved != moved:
+                    break
+                extreme = moved
+                marks = mark_nb(marks, cash + pos * close[i], pos)
+                i += 1
+            account[EXTREME] = extreme
         if i >= end:
             break
         now = _side_nb(fast, slow, i - shift)

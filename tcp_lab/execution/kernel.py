@@ -63,7 +63,7 @@ from tcp_lab.execution.account import (
 
 __all__ = ["OPTION_FIELDS", "N_OPT", "bar_nb", "signal_nb", "levels_on_nb", "stop_level_nb",
            "stop_in_force_nb",
-           "exit_nb", "may_reach_nb", "quiet_bar_nb"]
+           "exit_nb", "may_reach_nb", "quiet_bar_nb", "quiet_extreme_nb"]
 
 #: The kernel's options, a float64 array in this order (:meth:`TradingOptions.kernel_options`).
 OPTION_FIELDS = ("fees", "slippage", "size", "size_type", "stop_loss", "take_profit",
@@ -216,13 +216,24 @@ def quiet_bar_nb(state, low, high, trail):
     """For a bar of an open round trip: True when nothing can happen in it (no exit under
     way, no level within ``[low, high]``), after moving the peak by the bar's extreme; False
     when the driver must run the engine's step on it."""
-    if state[EXIT_READY] == state[EXIT_READY] or low != low:
+    if state[EXIT_READY] == state[EXIT_READY]:
         return False
-    long = state[T_LONG] == 1.0
-    if may_reach_nb(state[STOP], state[TARGET], state[EXTREME], long, low, high, trail):
+    extreme = quiet_extreme_nb(state[T_LONG] == 1.0, state[STOP], state[TARGET],
+                               state[EXTREME], low, high, trail)
+    if extreme != extreme:
         return False
-    state[EXTREME] = max(state[EXTREME], high) if long else min(state[EXTREME], low)
+    state[EXTREME] = extreme
     return True
+
+
+@njit(cache=True, inline="always")
+def quiet_extreme_nb(long, stop, target, extreme, low, high, trail):
+    """:func:`quiet_bar_nb` on scalars, for a round trip with no exit under way: the peak
+    after a bar that cannot reach a level, or NaN when it can (or its range is unknown).
+    Drivers keep the levels in registers over a run of quiet bars."""
+    if low != low or may_reach_nb(stop, target, extreme, long, low, high, trail):
+        return np.nan
+    return max(extreme, high) if long else min(extreme, low)
 
 
 @njit(cache=True)
