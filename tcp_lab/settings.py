@@ -13,8 +13,9 @@ environment variable       settings-file key    default
 ``TCP_LAB_SCHEDULER``      ``scheduler``        unset: run in this process
 =========================  ===================  ==========================================
 
-Nothing is read at import time: call :func:`load_settings`. URLs that carry a
-password are redacted by ``repr``/``str`` and :meth:`Settings.redacted`.
+Nothing is read at import time: call :func:`load_settings`. Passwords in URLs
+(``user:password@`` or ``?password=…``) are redacted by ``repr``/``str`` and
+:meth:`Settings.redacted` (see :func:`redact_url`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -37,6 +38,8 @@ __all__ = [
     "Settings",
     "load_settings",
     "redact_url",
+    "settings_file_path",
+    "update_settings_file",
 ]
 
 #: URL schemes a store can be opened from (see ``tcp_lab.store``).
@@ -55,30 +58,73 @@ DEFAULT_SETTINGS_FILE = Path("config") / "settings.json"
 DEFAULT_DB_FILE = "tcp_lab.duckdb"
 
 
+#: A query parameter whose (lower-cased) name contains one of these holds a secret:
+#: ``password`` and ``sslpassword`` (libpq, redis-py), ``token``, ``secret``,
+#: ``api_key``… (``passfile`` and ``sslkey`` name files: they are kept).
+SECRET_PARAM_WORDS = ("password", "passwd", "secret", "token", "apikey", "api_key", "api-key")
+REDACTED = "***"
+
+
+def _is_secret_param(name: str) -> bool:
+    name = unquote_plus(name).lower()
+    return any(word in name for word in SECRET_PARAM_WORDS)
+
+
+def _redact_query(query: str) -> str:
+    items = []
+    for item in query.split("&"):
+        name, eq, value = item.partition("=")
+        items.append(f"{name}={REDACTED}" if eq and value and _is_secret_param(name) else item)
+    return "&".join(items)
+
+
 def redact_url(url: str | None) -> str | None:
-    """Return ``url`` with any password replaced by ``***``.
+    """Return ``url`` with every password and other secret replaced by ``***``.
+
+    Both places a URL can carry a password are redacted: the user info
+    (``user:password@host``) and query parameters whose name contains
+    ``password``, ``secret``, ``token`` or ``api_key`` (``?password=…`` and
+    ``?sslpassword=…`` are read by libpq and redis-py). Everything else is
+    kept as written; a URL without secrets is returned unchanged.
+
+    Parameters
+    ----------
+    url
+        Any URL, or None.
+
+    Returns
+    -------
+    str or None
+        The redacted URL (None and ``""`` unchanged; ``"<unparseable URL>"``
+        when it cannot be split).
 
     Examples
     --------
     >>> redact_url("postgresql://bob:s3cret@db:5432/lab")
     'postgresql://bob:***@db:5432/lab'
+    >>> redact_url("redis://cache:6379/0?password=s3cret&prefix=lab:")
+    'redis://cache:6379/0?password=***&prefix=lab:'
     """
     if not url:
         return url
     try:
-        parts = urlsplit(url)
+        urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    # Split as urlsplit does (fragment, then query, then authority) but keep the text as
+    # written, so that only the secrets change.
+    head, hash_, fragment = url.partition("#")
+    base, qmark, query = head.partition("?")
+    scheme, sep, rest = base.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        userinfo, at, hostport = authority.rpartition("@")
+        user, colon, _ = userinfo.partition(":")  # the first ':' ends the user name
+        if at and colon:
+            base = f"{scheme}://{user}:{REDACTED}@{hostport}{slash}{path}"
+    if query:
+        query = _redact_query(query)
+    return f"{base}{qmark}{query}{hash_}{fragment}"
 
 
 def _check_url(value: str, schemes: tuple[str, ...], field: str) -> str:
@@ -188,6 +234,61 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
                 hint="known keys: " + ", ".join(sorted(known)),
             )
     return data
+
+
+def settings_file_path(env: Mapping[str, str] | None = None) -> Path:
+    """The settings file read: ``$TCP_LAB_SETTINGS_FILE``, else ``config/settings.json``."""
+    env = os.environ if env is None else env
+    return Path(env.get(SETTINGS_FILE_ENV) or DEFAULT_SETTINGS_FILE)
+
+
+def update_settings_file(
+    values: Mapping[str, Any],
+    settings_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """Set keys of the settings file, keeping its other keys (the file is created if missing).
+
+    Parameters
+    ----------
+    values
+        Settings-file keys and their new values, e.g. ``{"redis_url": "redis://…"}``.
+    settings_file
+        The file to write (default :func:`settings_file_path`).
+    env
+        Environment to find ``TCP_LAB_SETTINGS_FILE`` in (default ``os.environ``).
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    ConfigError
+        The file is not valid JSON, or a key or value is invalid; the file is left as it was.
+
+    Examples
+    --------
+    >>> update_settings_file({"redis_url": "redis://127.0.0.1:16379/0"})  # doctest: +SKIP
+    PosixPath('config/settings.json')
+    """
+    path = Path(settings_file) if settings_file is not None else settings_file_path(env)
+    data = _read_settings_file(path) if path.is_file() else {}
+    data.update(values)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        load_settings(env={}, settings_file=tmp)  # the same checks as every read
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ConfigError(f"settings file {path}: cannot write it ({e})") from None
+    except ConfigError as e:
+        raise ConfigError(str(e).replace(str(tmp), str(path))) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def load_settings(

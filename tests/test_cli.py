@@ -18,6 +18,17 @@ def test_config_show_prints_redacted_settings(capsys, monkeypatch):
     assert "hunter2" not in out
 
 
+def test_config_show_redacts_passwords_given_as_query_parameters(capsys, monkeypatch):
+    monkeypatch.setenv("TCP_LAB_DATABASE_URL", "postgresql://db/lab?password=hunter2")
+    monkeypatch.setenv("TCP_LAB_REDIS_URL", "redis://cache:6379/0?password=hunter2&prefix=lab:")
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    shown = json.loads(out)
+    assert shown["database_url"] == "postgresql://db/lab?password=***"
+    assert shown["redis_url"] == "redis://cache:6379/0?password=***&prefix=lab:"
+    assert "hunter2" not in out
+
+
 def test_config_error_is_one_line_and_exit_2(capsys, monkeypatch):
     monkeypatch.setenv("TCP_LAB_REDIS_URL", "http://nope")
     assert main(["config", "show"]) == 2

@@ -36,6 +36,7 @@ from tcp_lab.bots.control import (
     FAILED_EVENT,
     REQUEST_EVENT,
     SHUTDOWN_REASON,
+    bot_rows,
     publish_event,
     resolve_config,
     save_definition,
@@ -147,12 +148,27 @@ class BotManager:
                              heartbeat_interval=interval, log_dir=folder)
 
     # -- lifecycle of the manager ---------------------------------------------------------
+    def acquire_lease(self) -> BotManager:
+        """Take the database's manager lease now (:meth:`start` takes it otherwise).
+
+        One manager per database, or every bot would run twice. A front end
+        calls this before it prints anything, so that a second manager fails
+        before it announces itself.
+
+        Raises
+        ------
+        ServiceError
+            Another manager holds the lease; the message names it (process and host).
+        """
+        if self._lease is None:
+            self._lease = self.store.lease(LEASE_ROLE)
+        return self
+
     def start(self) -> BotManager:
         """Restore the active bots and supervise them in a background thread (returns at once)."""
         if self._thread is not None:
             return self
-        if self._lease is None:  # one manager per database, or every bot would run twice
-            self._lease = self.store.lease(LEASE_ROLE)
+        self.acquire_lease()
         self.restore_active_bots_on_startup()
         self._events = self.bus.subscribe(SYSTEM_EVENTS, handler=self._on_event)
         self._halt.clear()
@@ -162,9 +178,13 @@ class BotManager:
         return self
 
     def serve(self) -> None:
-        """:meth:`start`, then block until :meth:`stop` (or Ctrl-C, which stops)."""
-        self.start()
+        """:meth:`start`, then block until :meth:`stop` (or Ctrl-C, which stops).
+
+        It stops (closing what it opened) also when it cannot start, e.g. when
+        another manager holds the lease.
+        """
         try:
+            self.start()
             while not self._halt.wait(0.5):
                 pass
         except KeyboardInterrupt:
@@ -235,15 +255,19 @@ class BotManager:
             self._launch(config)
         return config.name
 
-    def stop_bot(self, bot_id: str, timeout: float = 10.0) -> None:
-        """Stop a bot (after the candle in progress) and mark it ``stopped``."""
+    def stop_bot(self, bot_id: str, timeout: float = 10.0, reason: str | None = None) -> None:
+        """Stop a bot (after the candle in progress) and mark it ``stopped``.
+
+        ``reason`` is kept as its ``last_error`` (e.g. the crash it was stopped
+        for); a stopped bot is not restored when a manager starts.
+        """
         with self._lock:
             self._pending.pop(bot_id, None)
             if bot_id in self._handles:
-                self._stop_handle(bot_id, timeout, reason=None)
+                self._stop_handle(bot_id, timeout, reason=reason)
             else:
-                self.store.update_bot(bot_id, status="stopped", last_error=None)
-                self._publish(bot_id, "stopped", "stopped")
+                self.store.update_bot(bot_id, status="stopped", last_error=reason)
+                self._publish(bot_id, "stopped", reason or "stopped")
 
     def bots(self) -> pd.DataFrame:
         """The ``bots`` table (one row per bot)."""
@@ -369,13 +393,7 @@ class BotManager:
 
     # -- internals -------------------------------------------------------------------------
     def _rows(self) -> list[dict[str, Any]]:
-        df = self.store.list_bots()
-        rows = df.to_dict("records")
-        for r in rows:
-            for k in ("heartbeat", "last_candle_ts"):
-                if pd.isna(r[k]):
-                    r[k] = None
-        return rows
+        return bot_rows(self.store)
 
     def _apply_requests(self) -> None:
         for row in self._rows():

@@ -5,7 +5,8 @@ function and is discovered automatically. Command modules import heavy libraries
 (vectorbt, ccxt, …) inside their handlers, so ``tcp-lab --help`` stays fast.
 
 One top-level handler turns a :class:`~tcp_lab.errors.TcpLabError` into one line
-on stderr and exit status 2; Ctrl-C exits with 130.
+on stderr and exit status 2 (a DuckDB file held by another process says to run
+``tcp-lab services up``); Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from tcp_lab.errors import TcpLabError
+from tcp_lab.errors import DatabaseLockedError, ServiceError, TcpLabError
 
 __all__ = ["main", "build_parser"]
 
@@ -39,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: TcpLabError) -> str:
+    """The error as the CLI prints it (a locked DuckDB file points at ``services up``)."""
+    if (isinstance(error, ServiceError) and not isinstance(error, DatabaseLockedError)
+            and "locked by another process" in error.message):
+        # The store's ServiceError for a held DuckDB file (until it raises DatabaseLockedError).
+        error = DatabaseLockedError(error.message)
+    return str(error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tcp-lab``; returns the process exit status."""
     parser = build_parser()
@@ -48,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except TcpLabError as e:
-        print(f"tcp-lab: error: {e}", file=sys.stderr)
+        print(f"tcp-lab: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tcp-lab: interrupted", file=sys.stderr)

@@ -4,6 +4,11 @@ On PostgreSQL + Redis, ``tcp-lab bots serve`` is the manager (a service) and
 the other commands talk to it through the ``bots`` table and the bus. On the
 embedded default (a DuckDB file and the in-process bus) only one process can
 use the store, so ``start`` runs the manager in the foreground until Ctrl-C.
+
+``start`` reports ``running`` only once the bot has written a heartbeat after
+the one of its start (so it survived its first candles), and a crash meanwhile
+with the bot's error and exit status 2; a series without stored candles gets a
+one-line warning.
 """
 
 from __future__ import annotations
@@ -39,22 +44,22 @@ def _age(ts: Any) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from tcp_lab.bots.control import bot_rows
 
     _, store, bus = _open()
     with store, bus:
-        bots = store.list_bots()
-        if bots.empty:
+        rows = bot_rows(store)  # None, not NaN, where one bot has a value and another none
+        if not rows:
             print("no bots; start one with `tcp-lab bots start NAME` (config/bots/NAME.json)")
             return 0
         print(f"{'bot':<20} {'status':<9} {'strategy':<20} {'market':<26} {'last candle':<20} "
               f"{'heartbeat':<10} {'restarts':>8}  last error")
-        for row in bots.to_dict("records"):
+        for row in rows:
             cfg = (row["state"] or {}).get("config") or {}
             market = " ".join(str(cfg.get(k, "?")) for k in ("exchange", "symbol", "timeframe"))
-            last = "-" if pd.isna(row["last_candle_ts"]) \
+            last = "-" if row["last_candle_ts"] is None \
                 else row["last_candle_ts"].strftime("%Y-%m-%d %H:%M")
-            err = (row["last_error"] or "")[:60]
+            err = (row["last_error"] or "").partition("\n")[0][:60]
             print(f"{row['id']:<20} {row['status']:<9} {row['strategy']:<20} {market:<26} "
                   f"{last:<20} {_age(row['heartbeat']):<10} {row['restart_count']:>8}  {err}")
     return 0
@@ -94,34 +99,77 @@ def _embedded(settings: Any) -> bool:
     return settings.is_embedded
 
 
+def _warn(store: Any, config: Any) -> None:
+    from tcp_lab.bots.control import start_warnings
+
+    for line in start_warnings(store, config):
+        print(f"tcp-lab: warning: {line}", file=sys.stderr)
+
+
+def _report_start(outcome: Any) -> int:
+    """Print how a start went; its exit status: 0 running, 2 crashed, 1 otherwise."""
+    if outcome.ok:
+        print(outcome.message)
+        return 0
+    print(outcome.message, file=sys.stderr)
+    return 2 if outcome.state in ("crashed", "failed") else 1
+
+
 def _start(args: argparse.Namespace) -> int:
-    from tcp_lab.bots.control import request_start
+    from tcp_lab.bots.control import request_start, resolve_config, wait_for_start
 
     settings, store, bus = _open()
     if _embedded(settings):
         return _foreground(store, bus, args)
     with store, bus:
+        name = resolve_config(args.name, args.config_dir)[0].name
+        before = store.get_bot(name)
         config = request_start(store, bus, args.name, args.config_dir)
         print(f"requested start of bot {config.name} ({config.strategy} on {config.exchange} "
               f"{config.symbol} {config.timeframe})")
+        _warn(store, config)
         if args.no_wait:
             return 0
-        return _wait_for(store, config.name, ("running",), args.timeout,
-                         hint="is `tcp-lab bots serve` running?")
+        outcome = wait_for_start(store, config.name, before, timeout=args.timeout,
+                                 heartbeat_wait=args.heartbeat_wait,
+                                 hint="is `tcp-lab bots serve` running?")
+        code = _report_start(outcome)
+        if outcome.state == "crashed":
+            print(f"  see `tcp-lab bots logs {config.name}`; the manager restarts it within "
+                  f"its restart budget unless you run `tcp-lab bots stop {config.name}`",
+                  file=sys.stderr)
+        elif outcome.state == "failed":
+            print(f"  see `tcp-lab bots logs {config.name}`; fix it, then start it again",
+                  file=sys.stderr)
+        return code
 
 
 def _foreground(store: Any, bus: Any, args: argparse.Namespace) -> int:
+    from tcp_lab.bots.control import resolve_config, wait_for_start
     from tcp_lab.bots.manager import BotManager
 
-    print("embedded default (DuckDB / memory bus): running the bot manager in this process; "
-          "Ctrl-C stops it. Use PostgreSQL + Redis and `tcp-lab bots serve` to run bots in "
-          "the background.", file=sys.stderr)
     manager = BotManager(store, bus, runner="thread", config_dir=args.config_dir)
     try:
+        manager.acquire_lease()  # a second manager fails here, before it prints anything
+        config = resolve_config(args.name, args.config_dir)[0]
+        before = store.get_bot(config.name)
+        print("embedded default (DuckDB / memory bus): running the bot manager in this "
+              "process; Ctrl-C stops it. Use PostgreSQL + Redis and `tcp-lab bots serve` to "
+              "run bots in the background.", file=sys.stderr)
+        _warn(store, config)
         manager.start()
         bot_id = manager.start_bot(args.name)
-        print(f"bot {bot_id} started")
-        manager.serve()
+        if args.no_wait:
+            print(f"bot {bot_id}: starting")
+        else:
+            outcome = wait_for_start(store, bot_id, before, timeout=args.timeout,
+                                     heartbeat_wait=args.heartbeat_wait)
+            code = _report_start(outcome)
+            if outcome.state in ("crashed", "failed"):
+                # a bot that cannot even start is not left to the restart policy
+                manager.stop_bot(bot_id, reason=outcome.row["last_error"])
+                return code
+        manager.serve()  # an unconfirmed start stays under the manager's hang checks
     finally:
         manager.stop()
         bus.close()
@@ -214,6 +262,11 @@ def _serve(args: argparse.Namespace) -> int:
                            hang_timeout=args.hang_timeout, max_lag=args.max_lag)
     manager = BotManager(runner=args.runner, policy=policy, poll_interval=args.poll_interval,
                          config_dir=args.config_dir)
+    try:
+        manager.acquire_lease()  # a second manager fails here, before it prints its banner
+    except BaseException:
+        manager.stop()
+        raise
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
     print(f"bots manager: {manager.runner.kind} runner on {manager.store.url} and "
           f"{manager.bus.url} (Ctrl-C stops)", file=sys.stderr)
@@ -240,7 +293,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     start.add_argument("--config-dir", default=None, help="where NAME.json lives "
                        "(default config/bots)")
     start.add_argument("--no-wait", action="store_true", help="do not wait until it runs")
-    start.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+    start.add_argument("--timeout", type=float, default=30.0,
+                       help="seconds to wait until it reports running (default 30)")
+    start.add_argument("--heartbeat-wait", type=float, default=15.0, metavar="SECONDS",
+                       help="then wait this long for a heartbeat showing that it survived its "
+                            "start; a crash meanwhile exits with status 2 (default 15, 0: "
+                            "do not wait)")
     start.set_defaults(handler=_start)
 
     stop = cmds.add_parser("stop", help="stop a bot")

@@ -205,7 +205,9 @@ class BotPanel(widgets.VBox):
         if self.store is None:
             return
         try:
-            bots = self.store.list_bots().to_dict("records")
+            from tcp_lab.bots.control import bot_rows
+
+            bots = bot_rows(self.store)
             rows = {b["id"]: bot_row(b, self.store, self.rows.get(b["id"])) for b in bots}
         except Exception as e:  # noqa: BLE001 - shown in the panel
             self.error.value = error_html(e)

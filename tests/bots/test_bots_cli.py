@@ -17,6 +17,7 @@ from bots_helpers import EXCHANGE, SYMBOL, TIMEFRAME, make_config
 from tcp_lab.bots import Bot, BotManager, RestartPolicy
 from tcp_lab.bots.control import SHUTDOWN_REASON
 from tcp_lab.cli import main
+from tcp_lab.errors import ServiceError
 from tcp_lab.store import open_store
 from tcp_lab.testing import make_candles
 
@@ -49,6 +50,22 @@ def test_list_status_logs_and_stop(embedded, capsys):
     assert "bot alpha: stopped" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("failing", ["alpha", "beta"])
+def test_list_shows_bots_with_and_without_an_error(embedded, capsys, failing):
+    # regression: a column where one bot has a value and another none holds NaN
+    with open_store(embedded) as store:
+        store.upsert_bot("beta", strategy="sma_cross")
+        store.update_bot(failing, status="failed",
+                         last_error="CandleError: boom at 2024-01-01 00:30\ntraceback line")
+    assert main(["bots", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3  # header, alpha, beta: a multi-line error stays on its row
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert rows[failing].endswith("CandleError: boom at 2024-01-01 00:30")
+    other = ({"alpha", "beta"} - {failing}).pop()
+    assert "boom" not in rows[other] and rows[other].rstrip().endswith("0")
+
+
 def test_unknown_bot_is_one_line_and_exit_2(embedded, capsys):
     assert main(["bots", "status", "nope"]) == 2
     err = capsys.readouterr().err
@@ -74,7 +91,7 @@ def test_start_runs_in_the_foreground_on_the_embedded_default(tmp_path):
                            "--config-dir", str(configs)], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         try:
-            assert proc.stdout.readline().strip() == "bot fg started"
+            assert proc.stdout.readline().strip() == "bot fg: running"
             time.sleep(1.5)
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=30)
@@ -110,3 +127,124 @@ def test_start_and_stop_through_a_running_manager(postgres_url, redis_url, tmp_p
         assert main(["bots", "stop", "remote", "--timeout", "60"]) == 0
         assert "bot remote: stopped" in capsys.readouterr().out
         assert manager.pids() == {}
+
+
+# -- start: confirmed by a heartbeat, or the crash reported ------------------------------------
+QUICK = RestartPolicy(backoff=0.05, heartbeat_interval=0.2, hang_timeout=5.0)
+# the next heartbeat comes long after the crash, and no restart before the test ends
+SLOW = RestartPolicy(backoff=60.0, heartbeat_interval=20.0, hang_timeout=60.0)
+
+
+@pytest.fixture
+def foreground(tmp_path, monkeypatch):
+    """The embedded default with quick heartbeats, a manager that stops once the start is
+    reported, and a config directory; returns (store URL, config dir)."""
+    monkeypatch.setattr("tcp_lab.bots.manager.RestartPolicy", lambda: QUICK)
+    monkeypatch.setattr(BotManager, "serve", lambda self: None)
+    configs = tmp_path / "bots"
+    configs.mkdir()
+    return f"duckdb:///{tmp_path / 'home' / 'tcp_lab.duckdb'}", configs
+
+
+def test_start_reports_a_bot_that_crashes_on_its_first_candles(foreground, capsys,
+                                                                monkeypatch):
+    url, configs = foreground
+    monkeypatch.setattr("tcp_lab.bots.manager.RestartPolicy", lambda: SLOW)
+    candles = make_candles(30, seed=4)
+    with open_store(url) as store:
+        store.save_candles(candles, EXCHANGE, SYMBOL, TIMEFRAME)
+    (configs / "crashy.json").write_text(json.dumps({
+        **CONFIG, "strategy": "bot_strategies:FailOnCandle", "parameters": {
+            "fail_at": candles.index[20].isoformat()}}))
+    assert main(["bots", "start", "crashy", "--config-dir", str(configs)]) == 2
+    out, err = capsys.readouterr()
+    assert "running" not in out
+    assert "bot crashy: crashed: " in err and "deliberate failure" in err
+    assert "warning" not in err  # its series has candles
+    with open_store(url) as store:
+        row = store.get_bot("crashy")
+    # stopped with its error: neither restarted nor restored by the next manager
+    assert row["status"] == "stopped" and "deliberate failure" in row["last_error"]
+    assert row["last_error"] != SHUTDOWN_REASON
+
+
+def test_start_waits_for_a_heartbeat_and_warns_about_a_series_without_data(foreground,
+                                                                             capsys):
+    url, configs = foreground
+    with open_store(url) as store:  # candles of another symbol only
+        store.save_candles(make_candles(5, seed=4), EXCHANGE, SYMBOL, TIMEFRAME)
+    (configs / "empty.json").write_text(json.dumps({**CONFIG, "timeframe": "5m"}))
+    (configs / "typo.json").write_text(json.dumps({**CONFIG, "symbol": "BTC/USD"}))
+    assert main(["bots", "start", "empty", "--config-dir", str(configs)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "bot empty: running"
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert warnings == [
+        "tcp-lab: warning: bot empty: no stored candles for binance BTC/USDT 5m (stored: 1m); "
+        "it trades once the collector stores some (`tcp-lab collect --exchange binance "
+        "--symbols BTC/USDT --timeframes 5m`)"]
+    with open_store(url) as store:
+        row = store.get_bot("empty")
+        assert row["heartbeat"] is not None
+    assert main(["bots", "start", "typo", "--config-dir", str(configs)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "bot typo: running"
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert "'BTC/USD' is not among the 1 binance symbols in the store" in warnings[0]
+    assert "did you mean 'BTC/USDT'?" in warnings[0]
+
+
+@pytest.mark.services
+def test_start_through_a_manager_reports_the_crash(postgres_url, redis_url, tmp_path,
+                                                   monkeypatch, capsys):
+    monkeypatch.setenv("TCP_LAB_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("TCP_LAB_REDIS_URL", redis_url)
+    candles = make_candles(30, seed=5)
+    with open_store(postgres_url) as store:
+        store.save_candles(candles, EXCHANGE, SYMBOL, TIMEFRAME)
+    (tmp_path / "crashy.json").write_text(json.dumps({
+        **CONFIG, "strategy": "bot_strategies:FailOnCandle", "parameters": {
+            "fail_at": candles.index[20].isoformat()}}))
+    (tmp_path / "fine.json").write_text(json.dumps({**CONFIG, "symbol": "ETH/USDT"}))
+    with BotManager(postgres_url, redis_url, runner="thread", policy=SLOW,
+                    poll_interval=0.1) as manager:
+        assert main(["bots", "start", "crashy", "--config-dir", str(tmp_path)]) == 2
+        out, err = capsys.readouterr()
+        assert "requested start of bot crashy" in out and "running" not in out
+        assert "bot crashy: crashed: " in err and "deliberate failure" in err
+        assert "`tcp-lab bots logs crashy`" in err
+        assert main(["bots", "stop", "crashy"]) == 0  # its restart is due in 60 s
+        assert "bot crashy: stopped" in capsys.readouterr().out
+    with BotManager(postgres_url, redis_url, runner="thread", policy=QUICK,
+                    poll_interval=0.1) as manager:
+        assert main(["bots", "start", "fine", "--config-dir", str(tmp_path)]) == 0
+        out, err = capsys.readouterr()
+        assert out.splitlines()[-1] == "bot fine: running"
+        assert "warning: bot fine: 'ETH/USDT' is not among the 1 binance symbols" in err
+        assert manager.running == ["fine"]
+
+
+# -- one manager per database: the second fails before it prints anything --------------------
+def test_a_second_manager_fails_before_its_banner(tmp_path, capsys):
+    url = f"duckdb:///{tmp_path / 'home' / 'tcp_lab.duckdb'}"
+    configs = tmp_path / "bots"
+    configs.mkdir()
+    (configs / "fg.json").write_text(json.dumps(CONFIG))
+    with BotManager(url, "memory://") as first:
+        assert main(["bots", "serve"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1
+        assert err.startswith("tcp-lab: error: ") and "bots manager lease is held by" in err
+        assert main(["bots", "start", "fg", "--config-dir", str(configs)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and "bots manager lease" in err
+        with open_store(url) as store:
+            assert store.get_bot("fg") is None  # nothing was started
+        assert first.running == []
+    second = BotManager(url, "memory://").acquire_lease()  # the first one's stop released it
+    third = BotManager(url, "memory://")
+    with pytest.raises(ServiceError, match="bots manager lease"):
+        third.serve()
+    assert third._owned == []  # serve() closed what it opened when it could not start
+    second.stop()

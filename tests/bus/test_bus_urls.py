@@ -50,6 +50,14 @@ def test_unreachable_redis_raises_service_error_with_redacted_url():
     assert info.value.hint and "TCP_LAB_REDIS_URL" in info.value.hint
 
 
+@pytest.mark.timeout(20)
+def test_unreachable_redis_hides_a_password_given_as_a_query_parameter():
+    with pytest.raises(ServiceError) as info:
+        open_bus("redis://127.0.0.1:1/0?password=s3cret&prefix=x:")
+    text = str(info.value)
+    assert "redis://127.0.0.1:1/0?password=***&prefix=x:" in text and "s3cret" not in text
+
+
 def test_named_memory_servers_are_isolated_and_shared_by_name(memory_bus_url):
     other = memory_bus_url + "-other"
     with open_bus(memory_bus_url) as a, open_bus(memory_bus_url) as a2, open_bus(other) as b:

@@ -208,3 +208,15 @@ def test_rows_and_table_without_a_store():
     assert row["heartbeat"] == newer and row["last_signal"] == "buy @ 1"
     table = bots_table_html({"b": row}, now=newer + pd.Timedelta("5s"))
     assert "5 s ago" in table and "+100.00 (+10.00 %)" in table and "binance BTC/USDT 1m" in table
+
+
+def test_a_bot_with_an_error_beside_one_without_shows_both(panel, store):
+    # regression: pandas holds NaN for the bot without an error; the table sliced it
+    store.upsert_bot("calm", strategy="sma_cross", name="calm")
+    store.upsert_bot("hurt", strategy="sma_cross", name="hurt")
+    store.update_bot("hurt", status="failed", last_error="CandleError: boom")
+    panel.refresh()
+    assert panel.error.value == ""
+    assert panel.rows["calm"]["last_error"] is None
+    assert panel.rows["hurt"]["last_error"] == "CandleError: boom"
+    assert "CandleError: boom" in panel.table.value
