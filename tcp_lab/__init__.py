@@ -39,6 +39,8 @@ _LAZY = {
     "run_backtest": "tcp_lab.backtest",
     "BacktestResult": "tcp_lab.backtest",
     "sweep": "tcp_lab.backtest",
+    "walk_forward": "tcp_lab.backtest",
+    "WalkForwardResult": "tcp_lab.backtest",
     "BotManager": "tcp_lab.bots",
     "BotConfig": "tcp_lab.bots",
     "load_bot_config": "tcp_lab.bots",

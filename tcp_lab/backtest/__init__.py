@@ -3,7 +3,8 @@
 The fills are :mod:`tcp_lab.execution`'s; vectorbt lives here and nowhere else, as
 the reference the tests compare with and the export of
 :meth:`BacktestResult.to_vectorbt`. ``sweep`` loads lazily from
-:mod:`tcp_lab.backtest.param_sweep`.
+:mod:`tcp_lab.backtest.param_sweep`, ``walk_forward`` from
+:mod:`tcp_lab.backtest.walk_forward_analysis`.
 
 >>> from tcp_lab.backtest import run_backtest          # doctest: +SKIP
 >>> result = run_backtest("sma_cross", candles)         # doctest: +SKIP
@@ -18,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 from tcp_lab.backtest.engine import run_backtest
 from tcp_lab.backtest.result import BacktestResult
 
-__all__ = ["run_backtest", "BacktestResult", "sweep"]
+__all__ = ["run_backtest", "BacktestResult", "sweep", "walk_forward", "WalkForwardResult"]
 
-_LAZY = {"sweep": "tcp_lab.backtest.param_sweep"}
+_LAZY = {"sweep": "tcp_lab.backtest.param_sweep",
+         "walk_forward": "tcp_lab.backtest.walk_forward_analysis",
+         "WalkForwardResult": "tcp_lab.backtest.walk_forward_result"}
 
 
 def __getattr__(name: str) -> Any:
@@ -34,3 +37,5 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover
     from tcp_lab.backtest.param_sweep import sweep
+    from tcp_lab.backtest.walk_forward_analysis import walk_forward
+    from tcp_lab.backtest.walk_forward_result import WalkForwardResult

@@ -14,7 +14,7 @@ an export (:meth:`BacktestResult.to_vectorbt`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from tcp_lab.strategies import BaseStrategy, StrategyOutput, check_output, get_s
 from tcp_lab.timeframes import Timeframe, parse_timeframe, validate_candles
 
 __all__ = ["run_backtest", "infer_timeframe", "candle_timeframe", "simulate_output",
-           "intrabar_report",
+           "intrabar_report", "engine_signals", "simulate_window",
            "DIRECTIONS", "PRICES", "SIZE_TYPES", "INTRABAR"]
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,86 @@ def _levels(values: pd.Series | None, shift: bool) -> np.ndarray | None:
     return a
 
 
+def engine_signals(output: StrategyOutput, opts: TradingOptions, shift: bool,
+                   ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+    """A checked strategy output as the engine reads it.
+
+    Returns the four routed signals (long entry, long exit, short entry, short
+    exit; bool, contiguous) and the stop and target levels (float64, NaN
+    where the options rule; both empty when the strategy sets none), each
+    moved one bar later when ``shift`` (``price="next_open"``: a bar acts on
+    the signal of the bar before).
+    """
+    flags = route_signals(
+        opts.direction, *(None if s is None else np.asarray(s, dtype=bool) for s in (
+            output.entries, output.exits, output.short_entries, output.short_exits)))
+    if shift:
+        flags = tuple(np.concatenate(([False], f[:-1])) for f in flags)
+    flags = tuple(np.ascontiguousarray(f) for f in flags)
+    n = len(flags[0])
+    stop = _levels(output.stop_price, shift)
+    target = _levels(output.target_price, shift)
+    if stop is not None or target is not None:
+        stop = np.full(n, np.nan) if stop is None else stop
+        target = np.full(n, np.nan) if target is None else target
+    else:
+        stop = target = _NONE_F
+    return flags, stop, target
+
+
+def simulate_window(
+    state: np.ndarray, start: int, bars: Sequence[np.ndarray], flags: Sequence[np.ndarray],
+    stop: np.ndarray, target: np.ndarray, opts: TradingOptions, *, entry_idx: int = -1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Carry an account over one window of bars with the engine (OHLC rule); resumable.
+
+    What :func:`simulate_output` does for a whole series, for a window of it
+    that starts from a given account: consecutive windows carried through
+    the same ``state`` give exactly the run over their union.
+
+    Parameters
+    ----------
+    state
+        The account (:data:`~tcp_lab.execution.account.STATE_FIELDS`; a new one
+        from :func:`~tcp_lab.execution.account.open_account_nb`); updated in place.
+    start
+        Position of the window's first bar in the series (the records carry
+        series positions).
+    bars
+        float64 open, high, low, close of the window's bars.
+    flags
+        The four signals to act on in each bar of the window, as
+        :func:`engine_signals` gives them (already moved one bar for
+        ``price="next_open"``).
+    stop, target
+        Levels per bar of the window, or both empty.
+    opts
+        The trading options of the window.
+    entry_idx
+        Series position of the entry of the round trip open in ``state`` (-1: flat).
+
+    Returns
+    -------
+    equity, position : ndarray
+        At each close of the window.
+    orders, trips : ndarray
+        The window's fills and the round trips it closed (series positions).
+    entry_idx : int
+        Entry position of the round trip open at the window's end (-1: none);
+        pass it to the next window, or to :func:`~tcp_lab.execution.simulate.open_trip_nb`.
+    """
+    n = len(bars[3])
+    equity, position = np.empty(n), np.empty(n)
+    arrays = [np.ascontiguousarray(x, dtype=np.float64) for x in bars]
+    signals = [np.ascontiguousarray(f, dtype=np.bool_) for f in flags]
+    levels = [np.ascontiguousarray(x, dtype=np.float64) for x in (stop, target)]
+    orders, trips, entry_idx = run_bars_nb(
+        state, int(entry_idx), int(start), *arrays, *signals, *levels,
+        opts.price == "next_open", opts.kernel_options(),
+        (_NONE_F, _NONE_F, _NONE_F, _NONE_I, _NONE_I, _NONE_F, _NONE_F), equity, position)
+    return equity, position, orders, trips, int(entry_idx)
+
+
 def simulate_output(
     candles: pd.DataFrame, output: StrategyOutput, opts: TradingOptions,
     trades: TradeChunks | None = None,
@@ -113,20 +193,8 @@ def simulate_output(
     position, orders, trips, state)``.
     """
     shift = opts.price == "next_open"
-    flags = route_signals(
-        opts.direction, *(None if s is None else np.asarray(s, dtype=bool) for s in (
-            output.entries, output.exits, output.short_entries, output.short_exits)))
-    if shift:
-        flags = tuple(np.concatenate(([False], f[:-1])) for f in flags)
-    flags = tuple(np.ascontiguousarray(f) for f in flags)
+    flags, stop, target = engine_signals(output, opts, shift)
     n = len(candles)
-    stop = _levels(output.stop_price, shift)
-    target = _levels(output.target_price, shift)
-    if stop is not None or target is not None:
-        stop = np.full(n, np.nan) if stop is None else stop
-        target = np.full(n, np.nan) if target is None else target
-    else:
-        stop = target = _NONE_F
     bars = [np.ascontiguousarray(candles[c].to_numpy(), dtype=np.float64)
             for c in ("open", "high", "low", "close")]
     chunks = trades if trades is not None else [
