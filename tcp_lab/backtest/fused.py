@@ -141,6 +141,22 @@ def _side_nb(fast, slow, t):
     return 1 if a > b else (-1 if a < b else 0)
 
 
+@njit(cache=True, inline="always")
+def _side_run_end_nb(fast, slow, i, end, shift, side):
+    """The first bar ``>= i`` (before ``end``) whose side is not ``side``: one comparison
+    per bar."""
+    if side == 1:
+        while i < end and fast[i - shift] > slow[i - shift]:
+            i += 1
+    elif side == -1:
+        while i < end and fast[i - shift] < slow[i - shift]:
+            i += 1
+    else:
+        while i < end and fast[i - shift] == slow[i - shift]:
+            i += 1
+    return i
+
+
 @njit(cache=True)
 def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state, trades):
     """Trade bars ``[first, end)`` of one combination, its account carried in ``state``.
@@ -168,8 +184,7 @@ def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state,
     i = first
     while i < end:
         if pos == 0.0:  # flat: nothing happens until the side changes
-            while i < end and _side_nb(fast, slow, i - shift) == side:
-                i += 1
+            i = _side_run_end_nb(fast, slow, i, end, shift, side)
         elif not use_levels:  # in the market: mark each bar until the side changes
             while i < end and _side_nb(fast, slow, i - shift) == side:
                 marks = mark_nb(marks, cash + pos * close[i], pos)
