@@ -13,7 +13,7 @@ def _list(args: argparse.Namespace) -> int:
         params = ", ".join(
             f"{p.name}={p.default!r} ({p.describe()})" for p in strategy.parameters
         )
-        doc = (type(strategy).__doc__ or "").strip().splitlines()[0]
+        doc = next(iter((type(strategy).__doc__ or "").strip().splitlines()), "")  # may be none
         print(f"{name:<20} {doc}")
         print(f"{'':<20} parameters: {params}; warm-up {strategy.warmup} candles (defaults)")
     return 0

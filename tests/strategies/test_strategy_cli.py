@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tcp_lab.cli import main
+from tcp_lab.strategies import get_strategy, register_strategy, registry
 from tcp_lab.testing import make_candles
 
 
@@ -12,6 +13,15 @@ def test_list(capsys):
     for name in ("sma_cross", "ema_cross", "rsi_reversion", "macd", "bollinger_breakout"):
         assert name in out
     assert "fast=10 (int in [1, 100000])" in out
+
+
+def test_list_shows_a_strategy_without_docstring(capsys, monkeypatch):
+    # like the README's MyCross: a user's strategy need not have a docstring
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    register_strategy(type("Undocumented", (type(get_strategy("sma_cross")),),
+                           {"name": "undocumented", "__doc__": None}))
+    assert main(["strategy", "list"]) == 0
+    assert "undocumented" in capsys.readouterr().out
 
 
 def test_check_ok(capsys):
