@@ -12,6 +12,10 @@ quantities with 8 decimals, times in ms), then times in one run:
   only trades not stored yet), end to end through the CLI, in process;
 * the same import again (every trade already stored: nothing written).
 
+Each round runs every case once, into fresh files; ``--repeat`` rounds (3) give
+the medians reported, with each case's CPU seconds (steadier than wall-clock
+time on a shared machine) and its runs.
+
 Target (issue): at least 3M trades/s for the first import. Run ``python -m
 benchmarks.bench_import`` (N=10,000,000, a ~0.8 GB file in a temporary
 directory) or add ``--quick`` (200,000 rows). Results go to
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -81,8 +86,18 @@ def raw_insert(path: Path) -> str:
             f"'{path}', header = false, columns = {COLUMNS})")
 
 
-def duckdb_sql(db: Path, setup: list[str], sql: str) -> float:
-    """Seconds DuckDB takes to run ``sql`` (after ``setup``) in a fresh file ``db``."""
+def _clock() -> tuple[float, float]:
+    """Wall-clock and CPU seconds (every thread of this process, DuckDB's included)."""
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: tuple[float, float]) -> tuple[float, float]:
+    wall, cpu = _clock()
+    return wall - start[0], cpu - start[1]
+
+
+def duckdb_sql(db: Path, setup: list[str], sql: str) -> tuple[float, float]:
+    """Wall and CPU seconds DuckDB takes to run ``sql`` (after ``setup``) in a fresh file."""
     import duckdb
 
     con = duckdb.connect(str(db))
@@ -90,24 +105,50 @@ def duckdb_sql(db: Path, setup: list[str], sql: str) -> float:
         con.execute("SET TimeZone = 'UTC'")
         for stmt in setup:
             con.execute(stmt)
-        t0 = time.perf_counter()
+        start = _clock()
         con.execute(sql)
-        return time.perf_counter() - t0
+        return _since(start)
     finally:
         con.close()
 
 
-def tcp_lab_import(path: Path, url: str) -> float:
+def tcp_lab_import(path: Path, url: str) -> tuple[float, float]:
+    """Wall and CPU seconds of ``tcp-lab data import FILE --url URL``, in process."""
     import tcp_lab.data.importer  # noqa: F401 - module imports are not the import's time
     import tcp_lab.store._duckdb  # noqa: F401
     from tcp_lab.cli import main
 
-    t0 = time.perf_counter()
+    start = _clock()
     status = main(["data", "import", str(path), "--exchange", "binance", "--url", url,
                    "--no-progress"])
     if status != 0:
         raise RuntimeError(f"tcp-lab data import exited with {status}")
-    return time.perf_counter() - t0
+    return _since(start)
+
+
+CASES = ("DuckDB read_csv -> table", "DuckDB read_csv -> raw_trades shape, no key",
+         "DuckDB read_csv -> raw_trades shape, primary key",
+         "tcp-lab data import, fresh DuckDB file", "tcp-lab data import again (all stored)")
+
+
+def _one_round(path: Path, n: int, tmp: Path) -> dict[str, tuple[float, float]]:
+    """Every case once, each into a fresh DuckDB file under ``tmp``."""
+    from tcp_lab.store import open_store
+
+    out = {CASES[0]: duckdb_sql(tmp / "raw.duckdb", [], "CREATE TABLE t AS SELECT * FROM "
+                                f"read_csv('{path}', header = false, columns = {COLUMNS})"),
+           CASES[1]: duckdb_sql(tmp / "nokey.duckdb", [RAW_TRADES.format(key="")],
+                                raw_insert(path)),
+           CASES[2]: duckdb_sql(tmp / "key.duckdb", [RAW_TRADES.format(
+               key=", PRIMARY KEY (exchange, symbol, ts, id)")], raw_insert(path))}
+    url = f"duckdb:///{tmp}/store.duckdb"
+    out[CASES[3]] = tcp_lab_import(path, url)
+    out[CASES[4]] = tcp_lab_import(path, url)
+    with open_store(url) as store:
+        stored = store.info()["tables"]["raw_trades"]
+    if stored != n:
+        raise RuntimeError(f"{stored:,} trades stored, expected {n:,}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,45 +157,40 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200,000 rows (a smoke run)")
     parser.add_argument("--rows", type=int, help="rows in the file (default 10,000,000)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of every case, interleaved; medians are reported (3)")
     args = parser.parse_args(argv)
     n = args.rows or (200_000 if args.quick else 10_000_000)
-    rows: list[dict[str, Any]] = []
+    runs: dict[str, list[tuple[float, float]]] = {case: [] for case in CASES}
     with tempfile.TemporaryDirectory(prefix="tcp_lab_bench_") as tmp:
         path = Path(tmp) / "BTCUSDT-aggTrades-2024-01-01.csv"
         t0 = time.perf_counter()
         write_aggtrades(path, n)
         print(f"wrote {n:,} rows ({path.stat().st_size / 1e6:,.0f} MB) in "
               f"{time.perf_counter() - t0:.1f} s", flush=True)
-        load_before = os.getloadavg()[0]
-        base = duckdb_sql(Path(tmp) / "raw.duckdb", [], "CREATE TABLE t AS SELECT * FROM "
-                          f"read_csv('{path}', header = false, columns = {COLUMNS})")
-        nokey = duckdb_sql(Path(tmp) / "nokey.duckdb", [RAW_TRADES.format(key="")],
-                           raw_insert(path))
-        key = duckdb_sql(Path(tmp) / "key.duckdb", [RAW_TRADES.format(
-            key=", PRIMARY KEY (exchange, symbol, ts, id)")], raw_insert(path))
-        url = f"duckdb:///{tmp}/store.duckdb"
-        first = tcp_lab_import(path, url)
-        again = tcp_lab_import(path, url)
-        from tcp_lab.store import open_store
-
-        with open_store(url) as store:
-            stored = store.info()["tables"]["raw_trades"]
-        if stored != n:
-            raise RuntimeError(f"{stored:,} trades stored, expected {n:,}")
-    for case, seconds in (("DuckDB read_csv -> table", base),
-                          ("DuckDB read_csv -> raw_trades shape, no key", nokey),
-                          ("DuckDB read_csv -> raw_trades shape, primary key", key),
-                          ("tcp-lab data import, fresh DuckDB file", first),
-                          ("tcp-lab data import again (all stored)", again)):
-        row: dict[str, Any] = {"case": case, "rows": n, "seconds": round(seconds, 3),
-                               "rows/s": round(n / seconds), "vs read_csv": round(base / seconds,
-                                                                                  2)}
-        if case.endswith("fresh DuckDB file"):
+        loads = [os.getloadavg()[0]]
+        for _ in range(max(args.repeat, 1)):
+            with tempfile.TemporaryDirectory(dir=tmp) as round_dir:
+                for case, timing in _one_round(path, n, Path(round_dir)).items():
+                    runs[case].append(timing)
+            loads.append(os.getloadavg()[0])
+    base = statistics.median(wall for wall, _ in runs[CASES[0]])
+    rows: list[dict[str, Any]] = []
+    for case in CASES:
+        seconds = statistics.median(wall for wall, _ in runs[case])
+        row: dict[str, Any] = {
+            "case": case, "rows": n, "seconds": round(seconds, 3), "rows/s": round(n / seconds),
+            "vs read_csv": round(base / seconds, 2),
+            "cpu s": round(statistics.median(cpu for _, cpu in runs[case]), 2),
+            "runs (s)": [round(wall, 2) for wall, _ in runs[case]]}
+        if case == CASES[3]:
             row["status"] = f"{'meets' if n / seconds >= TARGET else 'MISSES'} >= {TARGET:,}"
         rows.append(row)
-    notes = (f"{n:,}-row Binance aggTrades CSV. Load average {load_before:.1f} before, "
-             f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs: wall-clock figures, "
-             "noisy when the machine is shared; 'vs read_csv' is the engine's time over ours.")
+    notes = (f"{n:,}-row Binance aggTrades CSV; medians of {len(runs[CASES[0]])} rounds, the "
+             "cases interleaved in each. Load average "
+             f"{' -> '.join(f'{x:.1f}' for x in loads)} (before, after each round) on "
+             f"{os.cpu_count()} CPUs: wall-clock figures are noisy when the machine is shared; "
+             "'cpu s' (all threads) is steadier. 'vs read_csv' is the engine's time over ours.")
     report("import", rows, quick=args.quick, notes=notes)
     return 0
 

@@ -18,7 +18,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from tcp_lab.errors import DatabaseLockedError, ServiceError, TcpLabError
+from tcp_lab.errors import TcpLabError
 
 __all__ = ["main", "build_parser"]
 
@@ -40,15 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(error: TcpLabError) -> str:
-    """The error as the CLI prints it (a locked DuckDB file points at ``services up``)."""
-    if (isinstance(error, ServiceError) and not isinstance(error, DatabaseLockedError)
-            and "locked by another process" in error.message):
-        # The store's ServiceError for a held DuckDB file (until it raises DatabaseLockedError).
-        error = DatabaseLockedError(error.message)
-    return str(error)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tcp-lab``; returns the process exit status."""
     parser = build_parser()
@@ -58,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except TcpLabError as e:
-        print(f"tcp-lab: error: {_one_line(e)}", file=sys.stderr)
+        print(f"tcp-lab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tcp-lab: interrupted", file=sys.stderr)

@@ -154,8 +154,9 @@ def _foreground(store: Any, bus: Any, args: argparse.Namespace) -> int:
         config = resolve_config(args.name, args.config_dir)[0]
         before = store.get_bot(config.name)
         print("embedded default (DuckDB / memory bus): running the bot manager in this "
-              "process; Ctrl-C stops it. Use PostgreSQL + Redis and `tcp-lab bots serve` to "
-              "run bots in the background.", file=sys.stderr)
+              "process; Ctrl-C stops it. To run bots in the background, `tcp-lab services up` "
+              "(PostgreSQL + Redis), export its URLs, then `tcp-lab bots serve`.",
+              file=sys.stderr)
         _warn(store, config)
         manager.start()
         bot_id = manager.start_bot(args.name)

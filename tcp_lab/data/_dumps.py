@@ -60,6 +60,8 @@ _INT, _FLOAT, _BOOL = pa.int64(), pa.float64(), pa.bool_()
 #: Epoch values from this magnitude on are microseconds (1e14 ms is the year 5138,
 #: 1e14 µs is 1973); from 1e17 on they are neither.
 _US_FROM, _TOO_BIG = 10**14, 10**17
+#: The first chunk of a file is this many times smaller (the pipeline fills sooner).
+_FIRST_CHUNK = 8
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,8 @@ def _locate(open_again, name: str, columns: dict[int, tuple[str, pa.DataType]],
 def read_csv_chunks(open_again, *, name: str, columns: dict[int, tuple[str, pa.DataType]],
                     widths: tuple[int, ...], names: list[str], header: bool,
                     chunk_rows: int = 1_000_000) -> Iterator[Chunk]:
-    """Typed chunks of about ``chunk_rows`` rows of the CSV ``open_again()`` opens.
+    """Typed chunks of about ``chunk_rows`` rows (the first one smaller) of the CSV
+    ``open_again()`` opens.
 
     Only the ``columns`` are parsed (by position, into the given types). A value
     that does not parse, an empty one (outside :data:`NULLABLE`), or a line with a
@@ -279,13 +282,14 @@ def read_csv_chunks(open_again, *, name: str, columns: dict[int, tuple[str, pa.D
     with open_again() as f:
         try:
             reader = pcsv.open_csv(f, read_options=read, convert_options=convert)
-            batches, rows = [], 0
+            # A small first chunk: its consumer starts writing while the rest is parsed.
+            batches, rows, want = [], 0, max(chunk_rows // _FIRST_CHUNK, 1)
             for batch in reader:
                 batches.append(batch)
                 rows += batch.num_rows
-                if rows >= chunk_rows:
+                if rows >= want:
                     yield _chunk(batches, line, f, name, columns)
-                    line, batches, rows = line + rows, [], 0
+                    line, batches, rows, want = line + rows, [], 0, chunk_rows
             if batches:
                 yield _chunk(batches, line, f, name, columns)
         except pa.ArrowInvalid as e:

@@ -18,6 +18,8 @@ trade files (CSV with a header, or Parquet) into a store: trades into
   background thread while the previous chunk is written; a bad value stops the
   import with a one-line error naming the file, the line and the value. The
   chunks before it are stored (and skipped when the fixed file is imported again).
+  A chunk of trades goes to the store as arrays, not a frame (building and
+  re-checking frames cost ~0.8 s of CPU per 10M trades, a seventh of the import).
 """
 
 from __future__ import annotations
@@ -232,8 +234,9 @@ def _generic_ts(col: Any, unit: str | None, plan: _Plan, chunk: D.Chunk
     return ts.tz_convert("UTC").as_unit("us").asi8, unit
 
 
-def _trades(plan: _Plan, chunk: D.Chunk, unit: str | None) -> tuple[pd.DataFrame, str | None]:
-    """A chunk as a trades frame, its values checked (the bad line is named)."""
+def _trades(plan: _Plan, chunk: D.Chunk, unit: str | None) -> tuple[dict[str, Any], str | None]:
+    """A chunk as trade arrays (``ts`` in epoch µs), its values checked (the bad line is
+    named): what :meth:`Store.save_raw_trades` writes without building a frame."""
     t = chunk.table
     if plan.kind == "generic":
         ts, unit = _generic_ts(t.column("ts"), unit, plan, chunk)
@@ -244,7 +247,7 @@ def _trades(plan: _Plan, chunk: D.Chunk, unit: str | None) -> tuple[pd.DataFrame
         ts, unit = _epoch_us(t.column("time").to_numpy(), unit, plan, chunk)
         ids = t.column("id").to_numpy()
         maker = t.column("buyer_maker").to_numpy(zero_copy_only=False)
-        side = pd.Categorical.from_codes(maker.astype(np.int8), categories=_SIDES)
+        side = pd.Categorical.from_codes(maker.view(np.int8), categories=_SIDES, validate=False)
     price = t.column("price").to_numpy(zero_copy_only=False)
     amount = t.column("amount").to_numpy(zero_copy_only=False)
     arr = TradeArrays(ts, price, amount, ids)
@@ -253,11 +256,10 @@ def _trades(plan: _Plan, chunk: D.Chunk, unit: str | None) -> tuple[pd.DataFrame
     except DataError:  # name the rows by their file line
         raise_bad_values(arr._replace(labels=pd.Index(chunk.lines())),
                          f"{plan.path} (rows numbered by file line)")
-    frame = pd.DataFrame({"ts": pd.to_datetime(ts, unit="us", utc=True), "id": ids,
-                          "price": price, "amount": amount})
+    trades = {"ts": ts, "id": ids, "price": price, "amount": amount}
     if side is not None:
-        frame["side"] = side
-    return frame, unit
+        trades["side"] = side
+    return trades, unit
 
 
 def _klines(plan: _Plan, chunk: D.Chunk, unit: str | None) -> tuple[pd.DataFrame, str | None]:
@@ -295,14 +297,15 @@ class _FileError(Exception):
 
 
 def _parsed(plans: list[_Plan], chunk_rows: int) -> Iterator[tuple[int, D.Chunk, Any, Any]]:
-    """(file index, chunk, frame, time unit) for every chunk of every file, in order."""
+    """(file index, chunk, candles or trade arrays, time unit) for every chunk of every
+    file, in order."""
     for k, plan in enumerate(plans):
         unit = None
         try:
             for chunk in _chunks(plan, chunk_rows):
                 convert = _klines if plan.kind == "klines" else _trades
-                frame, unit = convert(plan, chunk, unit)
-                yield k, chunk, frame, unit
+                data, unit = convert(plan, chunk, unit)
+                yield k, chunk, data, unit
         except DataError as e:
             raise _FileError(k, e) from None
 
@@ -363,12 +366,12 @@ def import_files(store: Store, paths: Iterable[str | Path], *, exchange: str,
                disable=not progress) as bar,
           closing(D.prefetched(_parsed(plans, chunk_rows))) as chunks):
         try:
-            for k, chunk, frame, unit in chunks:
+            for k, chunk, data, unit in chunks:
                 plan = plans[k]
                 if plan.kind == "klines":
-                    store.save_candles(frame, exchange, plan.symbol, plan.timeframe)
+                    store.save_candles(data, exchange, plan.symbol, plan.timeframe)
                 else:
-                    store.save_raw_trades(frame, exchange, plan.symbol)
+                    store.save_raw_trades(data, exchange, plan.symbol)
                 done[k] = replace(done[k], rows=done[k].rows + chunk.table.num_rows,
                                   time_unit=unit)
                 position = min(chunk.position, sizes[k])

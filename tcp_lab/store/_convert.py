@@ -24,6 +24,7 @@ __all__ = [
     "dumps_json",
     "loads_json",
     "validate_trades",
+    "trade_columns",
     "time_range",
     "TRADE_COLUMNS",
     "SIDES",
@@ -199,3 +200,74 @@ def validate_trades(trades: pd.DataFrame, *, name: str = "trades") -> pd.DataFra
     if bool(((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (i[1:] > i[:-1]))).all()):
         return out  # already in (ts, id) order
     return out.sort_values(["ts", "id"], ignore_index=True)
+
+
+def _columns_of(df: pd.DataFrame) -> dict[str, Any]:
+    return {"ts": pd.DatetimeIndex(df["ts"]).asi8, "id": df["id"].to_numpy(),
+            "price": df["price"].to_numpy(), "amount": df["amount"].to_numpy(),
+            "side": df["side"].array}
+
+
+def _arrays(trades: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """The checked columns of a mapping of trade arrays, or None when it needs the frame
+    path (other dtypes, ids not strictly increasing, or a value to name in an error)."""
+    missing = [c for c in ("ts", "id", "price", "amount") if c not in trades]
+    if missing:
+        raise DataError(f"{name}: missing column(s) {', '.join(missing)}",
+                        hint="trades need ts, id (the exchange's trade id), price, amount "
+                        "and optionally side")
+    ts, ids = np.asarray(trades["ts"]), np.asarray(trades["id"])
+    price, amount = np.asarray(trades["price"]), np.asarray(trades["amount"])
+    if ts.dtype != np.int64 or ids.dtype.kind not in "iu" or price.dtype.kind not in "fiu" \
+            or amount.dtype.kind not in "fiu":
+        return None
+    n = len(ts)
+    if not len(ids) == len(price) == len(amount) == n:
+        raise DataError(f"{name}: arrays ts, id, price and amount differ in length")
+    ids, price, amount = (ids.astype(np.int64, copy=False), price.astype(np.float64, copy=False),
+                          amount.astype(np.float64, copy=False))
+    side = trades.get("side")
+    if side is None:
+        side = pd.Categorical.from_codes(np.full(n, -1, np.int8), categories=SIDES)
+    elif len(side) != n:
+        raise DataError(f"{name}: arrays ts and side differ in length")
+    elif not (isinstance(side, pd.Categorical) and tuple(side.categories) == SIDES):
+        codes = _side_codes(pd.Series(side, copy=False))
+        if (codes == -2).any():
+            return None
+        side = pd.Categorical.from_codes(codes, categories=SIDES, validate=False)
+    ok = n < 2 or bool((ids[1:] > ids[:-1]).all())  # no id twice, nothing to de-duplicate
+    ok = ok and (n == 0 or int(ts.min()) != np.iinfo(np.int64).min)  # no NaT
+    ok = ok and bool(((price > 0) & (price < np.inf)).all())
+    ok = ok and bool(((amount >= 0) & (amount < np.inf)).all())
+    if not ok:
+        return None
+    return {"ts": ts, "id": ids, "price": price, "amount": amount, "side": side}
+
+
+def trade_columns(trades: pd.DataFrame | Mapping[str, Any], *, name: str = "trades"
+                  ) -> dict[str, Any]:
+    """Trades checked as the store writes them: one array per column.
+
+    ``ts`` as int64 epoch microseconds (UTC), ``id`` int64, ``price`` and
+    ``amount`` float64, ``side`` a ``Categorical`` of ``"buy"``/``"sell"``. A
+    DataFrame goes through :func:`validate_trades`; so does a mapping of arrays,
+    unless it is what an importer reads from an exchange's dump (``ts`` int64
+    epoch µs, numeric columns, ids strictly increasing, valid values): that is
+    checked in a few vectorised passes, without building a frame (nothing to
+    sort or de-duplicate). Both raise the same errors.
+
+    Raises
+    ------
+    DataError
+        As :func:`validate_trades`.
+    """
+    if isinstance(trades, Mapping):
+        columns = _arrays(trades, name)
+        if columns is not None:
+            return columns
+        ts = np.asarray(trades["ts"])
+        trades = pd.DataFrame({
+            **{k: v for k, v in trades.items() if k != "ts"},
+            "ts": pd.to_datetime(ts, unit="us", utc=True) if ts.dtype.kind in "iu" else ts})
+    return _columns_of(validate_trades(trades, name=name))

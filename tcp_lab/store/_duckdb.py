@@ -8,8 +8,9 @@ them on DuckDB's snapshots.
 
 Bulk writes register the batch (an Arrow table over its arrays) as a relation
 and ``INSERT … SELECT … ON CONFLICT DO UPDATE`` from it (raw trades, whose key
-has no index here: ``INSERT … SELECT … WHERE NOT EXISTS`` the key in the batch's
-id range); reads come back through DuckDB's native DataFrame conversion.
+has no index here: a plain ``INSERT … SELECT`` when nothing of the series is
+stored in the batch's id range, else ``… WHERE NOT EXISTS`` the key in that
+range); reads come back through DuckDB's native DataFrame conversion.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.base import PGDDLCompiler, PGDialect
 from sqlalchemy.engine import make_url
 
-from tcp_lab.errors import ConfigError, DataError, ServiceError, TcpLabError
+from tcp_lab.errors import ConfigError, DatabaseLockedError, DataError, ServiceError, TcpLabError
 from tcp_lab.settings import redact_url
 from tcp_lab.store._backend import (
     Backend,
@@ -53,10 +54,6 @@ log = logging.getLogger("tcp_lab.store")
 MEMORY = ":memory:"
 _STAGING = "tcp_lab_staging"
 _ARROW_TS = pa.timestamp("us", tz="UTC")
-_LOCK_HINT = (
-    "on the embedded default run everything in one process (collector, bots and notebooks), "
-    "or use PostgreSQL (TCP_LAB_DATABASE_URL=postgresql://…)"
-)
 
 
 class _DDLCompiler(PGDDLCompiler):
@@ -129,9 +126,8 @@ def _connect(path: str, url: str) -> duckdb.DuckDBPyConnection:
         if "lock" in text.lower():
             pid = re.search(r"PID (\d+)", text)
             who = f" (PID {pid.group(1)})" if pid else ""
-            raise ServiceError(
-                f"DuckDB file {path} is locked by another process{who}", hint=_LOCK_HINT
-            ) from None
+            raise DatabaseLockedError(
+                f"DuckDB file {path} is locked by another process{who}") from None
         raise ServiceError(f"cannot open DuckDB file {path}: {_first_line(text)}") from None
     except duckdb.Error as e:
         raise ServiceError(f"cannot open {redact_url(url)}: {_first_line(str(e))}") from None
@@ -287,18 +283,51 @@ class DuckDBBackend(Backend):
 
     def insert_missing(self, table: sa.Table, fixed: Mapping[str, Any], data: Columns, *,
                        within: str) -> None:
-        # The key has no index here (schema migration 2): an anti-join against the stored
-        # rows in the batch's range of ``within``, under the write lock (one writer).
-        if not len(data[within]):
-            return
-        staging = sa.table(_STAGING, *(sa.column(c) for c in data))
+        # The key has no index here (schema migration 2). Under the write lock (one
+        # writer), a probe for stored rows of the series in the batch's range of
+        # ``within``: none (a new dump, the common case) is a plain INSERT; else an
+        # anti-join against the stored rows in that range. The probe takes about a
+        # millisecond (zone maps skip the other row groups); the anti-join, even with
+        # nothing to match, cost 30-60 % more CPU than the plain INSERT (1M trades
+        # beside 9M stored).
         values = data[within]
-        stmt = missing_from(table, fixed, staging, within=within, low=int(values.min()),
-                            high=int(values.max()))
-        self._insert_from_arrow(table, data, stmt)
+        if not len(values):
+            return
+        params = {**{f"fixed_{k}": v for k, v in fixed.items()},
+                  "low": int(values.min()), "high": int(values.max())}
+        probe = self._raw_template("probe", table, fixed, tuple(data), within)
+        with self._staged(table, data) as tx:
+            stored = tx.cur.execute(probe[0], self.bind(probe, params)).fetchone()
+            insert = self._raw_template("plain" if stored is None else "missing", table, fixed,
+                                        tuple(data), within)
+            tx.cur.execute(insert[0], self.bind(insert, params))
 
-    def _insert_from_arrow(self, table: sa.Table, data: Columns, stmt: sa.Executable) -> None:
-        """Run ``stmt``, which reads the batch ``data`` as the relation ``_STAGING``."""
+    def _raw_template(self, kind: str, table: sa.Table, fixed: Mapping[str, Any],
+                      names: tuple[str, ...], within: str) -> tuple[str, list[str]]:
+        """:meth:`insert_missing`'s statements, compiled once per shape: ``kind`` is
+        ``"probe"``, ``"plain"`` or ``"missing"`` (the anti-join)."""
+        shape = ("insert_missing", kind, table.name, tuple(fixed), names, within)
+        compiled = self._shapes.get(shape)
+        if compiled is None:
+            staging = sa.table(_STAGING, *(sa.column(c) for c in names))
+            bound = {k: sa.bindparam(f"fixed_{k}") for k in fixed}
+            low, high = sa.bindparam("low"), sa.bindparam("high")
+            if kind == "probe":
+                c = table.c
+                one = sa.literal_column("1")  # not a parameter: every one is bound by name
+                stmt: sa.Executable = (sa.select(one).select_from(table)
+                                       .where(*(c[k] == v for k, v in bound.items()),
+                                              c[within].between(low, high)).limit(one))
+            elif kind == "plain":
+                stmt = upsert_from(table, bound, staging, update=False, conflict=False)
+            else:
+                stmt = missing_from(table, bound, staging, within=within, low=low, high=high)
+            compiled = self._shapes[shape] = self.template(stmt)
+        return compiled
+
+    @contextmanager
+    def _staged(self, table: sa.Table, data: Columns) -> Iterator[_DuckTx]:
+        """A write transaction in which the batch ``data`` is the relation ``_STAGING``."""
         # An Arrow table over the arrays (no copy); DuckDB scans it natively.
         frame = pa.table({
             name: pa.array(values, type=_ARROW_TS if name == "ts" else None)
@@ -307,9 +336,14 @@ class DuckDBBackend(Backend):
         with self._transaction(write=True, what=f"write {table.name}") as tx:
             tx.cur.register(_STAGING, frame)
             try:
-                tx.execute(stmt)
+                yield tx
             finally:
                 tx.cur.unregister(_STAGING)
+
+    def _insert_from_arrow(self, table: sa.Table, data: Columns, stmt: sa.Executable) -> None:
+        """Run ``stmt``, which reads the batch ``data`` as the relation ``_STAGING``."""
+        with self._staged(table, data) as tx:
+            tx.execute(stmt)
 
     def write_rows(self, writes: Sequence[RowsWrite], *, what: str) -> None:
         """Each table's rows as one registered Arrow relation (no per-value parameters).

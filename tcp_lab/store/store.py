@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,8 @@ from tcp_lab.store._convert import (
     from_db_time,
     py_time,
     time_range,
+    trade_columns,
     utc,
-    validate_trades,
 )
 from tcp_lab.store._lease import Lease
 from tcp_lab.timeframes import (
@@ -296,7 +297,8 @@ class Store(BotsMixin):
         return df.iloc[order].reset_index(drop=True)
 
     # -- raw trades -----------------------------------------------------------------
-    def save_raw_trades(self, trades: pd.DataFrame, exchange: str, symbol: str) -> int:
+    def save_raw_trades(self, trades: pd.DataFrame | Mapping[str, Any], exchange: str,
+                        symbol: str) -> int:
         """Write market trades; a trade already stored (same id and time) is kept as is.
 
         Parameters
@@ -304,6 +306,10 @@ class Store(BotsMixin):
         trades
             Columns ``ts`` (tz-aware), ``id`` (the exchange's trade id),
             ``price``, ``amount`` and optionally ``side`` (``"buy"``/``"sell"``).
+            Or a mapping of arrays with ``ts`` as int64 epoch microseconds (UTC):
+            with ids strictly increasing, as an exchange's dump has them, it is
+            checked and written without building a frame (the fast path of
+            ``tcp-lab data import``).
 
         Returns
         -------
@@ -318,15 +324,12 @@ class Store(BotsMixin):
             is written.
         """
         exchange, symbol = check_name(exchange, "exchange"), check_name(symbol, "symbol")
-        df = validate_trades(trades, name=f"trades for {exchange} {symbol}")
-        if df.empty:
-            return 0
-        data = {"ts": pd.DatetimeIndex(df["ts"]).asi8, "id": df["id"].to_numpy(),
-                "price": df["price"].to_numpy(), "amount": df["amount"].to_numpy(),
-                "side": df["side"].array}
-        self._backend.insert_missing(S.raw_trades, {"exchange": exchange, "symbol": symbol},
-                                     data, within="id")
-        return len(df)
+        data = trade_columns(trades, name=f"trades for {exchange} {symbol}")
+        n = len(data["ts"])
+        if n:
+            self._backend.insert_missing(S.raw_trades, {"exchange": exchange, "symbol": symbol},
+                                         data, within="id")
+        return n
 
     def bounded_memory(self, limit: str = "512MB") -> contextlib.AbstractContextManager[None]:
         """Keep the database engine's caches under ``limit`` while streaming a long read

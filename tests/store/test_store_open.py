@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 
-from tcp_lab.errors import ConfigError, ServiceError
+from tcp_lab.errors import ConfigError, DatabaseLockedError, ServiceError
 from tcp_lab.store import backend_schemes, open_store
 
 KEY = ("binance", "BTC/USDT", "1m")
@@ -116,7 +116,7 @@ def test_a_duckdb_file_held_by_another_process_gives_a_clear_error(tmp_path):
             holder.wait(timeout=60)
     msg = str(e.value)
     assert f"{path} is locked by another process (PID {holder.pid})" in msg
-    assert "run everything in one process" in msg and "PostgreSQL" in msg
+    assert isinstance(e.value, DatabaseLockedError) and "`tcp-lab services up`" in msg
     assert "\n" not in msg
     with open_store(f"duckdb:///{path}") as store:  # free again once the holder is gone
         assert store.info()["schema_version"] >= 1
