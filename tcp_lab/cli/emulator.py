@@ -13,11 +13,14 @@ def _serve(args: argparse.Namespace) -> int:
     server = EmulatorServer(symbols=symbols, seed=args.seed, host=args.host, port=args.port,
                             genesis=args.genesis, start_at=args.start_at, speed=args.speed,
                             trade_rate=args.trade_rate, warm_days=args.warm_days)
-    server.start()
-    print(f"tcp-lab emulator: serving {', '.join(symbols)} (seed {args.seed}) at "
-          f"{server.base_url} (websocket {server.ws_url}); Ctrl-C to stop", flush=True)
-    print(f"  use it: make_exchange('binance', exchange_url='{server.base_url}')", flush=True)
-    server.run_forever()
+
+    def ready() -> None:
+        print(f"tcp-lab emulator: serving {', '.join(symbols)} (seed {args.seed}) at "
+              f"{server.base_url} (websocket {server.ws_url}); Ctrl-C to stop", flush=True)
+        print(f"  use it: make_exchange('binance', exchange_url='{server.base_url}')",
+              flush=True)
+
+    server.run_forever(on_ready=ready)
     print("tcp-lab emulator: stopped", file=sys.stderr, flush=True)
     return 0
 

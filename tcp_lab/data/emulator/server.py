@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -205,14 +205,21 @@ class EmulatorServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def run_forever(self) -> None:
-        """Serve until Ctrl-C or SIGTERM, then shut down cleanly (for the CLI)."""
-        self.start()
+    def run_forever(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve until Ctrl-C or SIGTERM, then shut down cleanly (for the CLI).
+
+        SIGTERM is handled before the server starts and ``on_ready`` (e.g. printing the
+        address) runs, so a client that stops it as soon as it sees the address never
+        finds it without a handler.
+        """
         done = threading.Event()
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
         try:
+            self.start()
+            if on_ready is not None:
+                on_ready()
             while not done.wait(0.25):
                 if self._thread is None or not self._thread.is_alive():
                     break
