@@ -31,7 +31,6 @@ from numba.typed import List
 
 from tcp_lab.backtest.kernels import (
     N_ACC,
-    bar_ranges_nb,
     mark_nb,
     start_marks_nb,
     step_nb,
@@ -49,7 +48,13 @@ from tcp_lab.execution.account import (
     TARGET,
     open_account_nb,
 )
-from tcp_lab.execution.kernel import O_TRAIL, levels_on_nb, quiet_bar_nb, quiet_extreme_nb
+from tcp_lab.execution.kernel import (
+    O_TRAIL,
+    level_ranges_nb,
+    levels_on_nb,
+    quiet_bar_nb,
+    quiet_extreme_nb,
+)
 from tcp_lab.strategies import indicators
 
 __all__ = ["FusedKernel", "FUSED_KERNELS", "ma_cross_nb", "run_fused"]
@@ -177,7 +182,7 @@ def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state,
     marks = _marks(state)
     cash, pos = account[CASH], account[POSITION]  # in registers between the engine's steps
     close = bars[3]
-    lows, highs = bar_ranges_nb(bars, trades)
+    lows, highs = level_ranges_nb(bars[2], bars[1], trades)
     trail = opts[O_TRAIL]
     # rows >= valid_from are defined (no NaN)
     side = _side_nb(fast, slow, first - 1 - shift)

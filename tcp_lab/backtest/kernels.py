@@ -32,11 +32,11 @@ from tcp_lab.execution.account import (
     SUM_RET,
     open_account_nb,
 )
-from tcp_lab.execution.kernel import O_TRAIL, bar_nb, levels_on_nb, quiet_bar_nb
+from tcp_lab.execution.kernel import O_TRAIL, bar_nb, level_ranges_nb, levels_on_nb, quiet_bar_nb
 from tcp_lab.execution.on_trades import trades_bar_nb
 
 __all__ = ["ACC_FIELDS", "N_ACC", "simulate_signals_nb", "simulate_column_nb", "mark_nb",
-           "start_marks_nb", "write_acc_nb", "step_nb", "bar_ranges_nb"]
+           "start_marks_nb", "write_acc_nb", "step_nb"]
 
 #: What the kernels accumulate per (combination, segment), in this order.
 ACC_FIELDS = (
@@ -139,7 +139,7 @@ def simulate_column_nb(bars, le, lx, se, sx, sp, tp, start, stop, at_open, opts,
     use_levels = levels_on_nb(opts, levels)
     marks = start_marks_nb(init_cash)
     cash, pos = state[CASH], state[POSITION]  # in registers between the engine's steps
-    lows, highs = bar_ranges_nb(bars, trades)
+    lows, highs = level_ranges_nb(bars[2], bars[1], trades)
     trail = opts[O_TRAIL]
     for i in range(start, stop):
         signal = le[i] or lx[i] or se[i] or sx[i]
@@ -155,16 +155,6 @@ def simulate_column_nb(bars, le, lx, se, sx, sp, tp, start, stop, at_open, opts,
         if was_in or signal or pos != 0.0:
             marks = mark_nb(marks, cash + pos * bars[3, i], pos)
     write_acc_nb(out, init_cash, stop - start, marks, state)
-
-
-@njit(cache=True, inline="always")
-def bar_ranges_nb(bars, trades):
-    """(lows, highs) a bar's levels are checked against: its trades' range when ``trades``
-    has them, else its candle's. Taken once per loop, not per bar (binding an array from
-    a tuple in a loop costs reference counts)."""
-    if trades[3].shape[0] > 0:
-        return trades[5], trades[6]
-    return bars[2], bars[1]
 
 
 @njit(cache=True, inline="always")

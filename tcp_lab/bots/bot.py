@@ -144,6 +144,9 @@ class Bot:
         self._levels = self.broker.options.has_levels
         self._trades = IntrabarTrades(store, config.exchange, config.symbol)
         self._announced: tuple[int, float] | None = None  # (candle, exit) announced early
+        #: The early scan so far: (forming candle, account it began from, trades scanned,
+        #: time of the last of them, account after them); each batch scans only its own.
+        self._early: tuple[int, Account, int, int, Account] | None = None
         self._stored: pd.Timestamp | None = None  # newest stored candle at the last heartbeat
         self.timeframe = parse_timeframe(config.timeframe)
         self.window = int(self.strategy.warmup) + config.window_margin
@@ -395,8 +398,16 @@ class Bot:
         forming = self._trades.forming(self._last.value // 1000, self.timeframe.us)
         if forming is None:
             return
-        close, trades = forming
-        scanned = self.broker.scan_trades(account, trades)
+        close, (ts, price, amount) = forming
+        start, scanned = 0, account
+        early = self._early
+        if (early is not None and early[0] == close and early[1] is account
+                and 0 < early[2] <= len(ts) and int(ts[early[2] - 1]) == early[3]):
+            start, scanned = early[2], early[4]  # the scan is resumable: go on from there
+        if start < len(ts):
+            scanned = self.broker.scan_trades(scanned, (ts[start:], price[start:],
+                                                        amount[start:]))
+            self._early = (close, account, len(ts), int(ts[-1]), scanned)
         if math.isnan(scanned.exit_ready) or self._announced == (close, scanned.exit_ready):
             return
         self._announced = (close, scanned.exit_ready)

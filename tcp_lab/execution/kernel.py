@@ -63,7 +63,8 @@ from tcp_lab.execution.account import (
 
 __all__ = ["OPTION_FIELDS", "N_OPT", "bar_nb", "signal_nb", "levels_on_nb", "stop_level_nb",
            "stop_in_force_nb",
-           "exit_nb", "may_reach_nb", "quiet_bar_nb", "quiet_extreme_nb"]
+           "exit_nb", "may_reach_nb", "quiet_bar_nb", "quiet_extreme_nb",
+           "level_ranges_nb"]
 
 #: The kernel's options, a float64 array in this order (:meth:`TradingOptions.kernel_options`).
 OPTION_FIELDS = ("fees", "slippage", "size", "size_type", "stop_loss", "take_profit",
@@ -224,6 +225,17 @@ def quiet_bar_nb(state, low, high, trail):
         return False
     state[EXTREME] = extreme
     return True
+
+
+@njit(cache=True)
+def level_ranges_nb(low, high, trades):
+    """(lows, highs) per bar that its live levels are checked against: its market trades'
+    range when ``trades`` has them (:mod:`tcp_lab.execution.on_trades`), else its candle's
+    ``low``/``high``. Drivers bind them once per loop (binding an array from the
+    ``trades`` tuple on every bar costs reference counts)."""
+    if trades[3].shape[0] > 0:
+        return trades[5], trades[6]
+    return low, high
 
 
 @njit(cache=True, inline="always")

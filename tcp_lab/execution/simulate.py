@@ -36,7 +36,13 @@ from tcp_lab.execution.account import (
     T_SIZE,
     open_account_nb,
 )
-from tcp_lab.execution.kernel import O_TRAIL, bar_nb, levels_on_nb, quiet_bar_nb
+from tcp_lab.execution.kernel import (
+    O_TRAIL,
+    bar_nb,
+    level_ranges_nb,
+    levels_on_nb,
+    quiet_bar_nb,
+)
 from tcp_lab.execution.on_trades import trades_bar_nb
 
 __all__ = ["ORDER_FIELDS", "TRIP_FIELDS", "simulate_nb", "run_bars_nb", "open_trip_nb"]
@@ -144,11 +150,7 @@ def run_bars_nb(state, entry_idx, offset, open_, high, low, close, le, lx, se, s
     has_levels = stop_price.shape[0] > 0
     use_levels = levels_on_nb(opts, has_levels)
     on_trades = trades[3].shape[0] > 0
-    # the range a bar's levels are checked against: its trades' when known, else its
-    # candle's (bound once: binding an array from a tuple in the loop costs reference counts)
-    lows, highs = low, high
-    if on_trades:
-        lows, highs = trades[5], trades[6]
+    lows, highs = level_ranges_nb(low, high, trades)
     trail = opts[O_TRAIL]
     for i in range(n):
         signal = le[i] or lx[i] or se[i] or sx[i]

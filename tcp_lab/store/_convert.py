@@ -179,11 +179,11 @@ def validate_trades(trades: pd.DataFrame, *, name: str = "trades") -> pd.DataFra
         "id": ids, "price": price, "amount": amount,
         "side": pd.Categorical.from_codes(np.maximum(codes, -1), categories=SIDES),
     })
-    p, a = price, amount
+    bad_price, bad_amount = _bad_values(price, amount)
     checks = [
         (out["ts"].isna().to_numpy(), "missing timestamp in"),
-        (~np.isfinite(p) | (p <= 0), "NaN, infinite or non-positive price in"),
-        (~np.isfinite(a) | (a < 0), "NaN, infinite or negative amount in"),
+        (bad_price, "NaN, infinite or non-positive price in"),
+        (bad_amount, "NaN, infinite or negative amount in"),
     ]
     if "side" in df.columns:
         checks.append((codes == -2, "side other than 'buy'/'sell' in"))
@@ -200,6 +200,12 @@ def validate_trades(trades: pd.DataFrame, *, name: str = "trades") -> pd.DataFra
     if bool(((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (i[1:] > i[:-1]))).all()):
         return out  # already in (ts, id) order
     return out.sort_values(["ts", "id"], ignore_index=True)
+
+
+def _bad_values(price: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the trades with a bad price (NaN, infinite, zero or negative) and a bad
+    amount (NaN, infinite or negative)."""
+    return ~((price > 0) & (price < np.inf)), ~((amount >= 0) & (amount < np.inf))
 
 
 def _columns_of(df: pd.DataFrame) -> dict[str, Any]:
@@ -238,9 +244,7 @@ def _arrays(trades: Mapping[str, Any], name: str) -> dict[str, Any] | None:
         side = pd.Categorical.from_codes(codes, categories=SIDES, validate=False)
     ok = n < 2 or bool((ids[1:] > ids[:-1]).all())  # no id twice, nothing to de-duplicate
     ok = ok and (n == 0 or int(ts.min()) != np.iinfo(np.int64).min)  # no NaT
-    ok = ok and bool(((price > 0) & (price < np.inf)).all())
-    ok = ok and bool(((amount >= 0) & (amount < np.inf)).all())
-    if not ok:
+    if not ok or any(bool(bad.any()) for bad in _bad_values(price, amount)):
         return None
     return {"ts": ts, "id": ids, "price": price, "amount": amount, "side": side}
 
