@@ -1,4 +1,4 @@
-"""Paper-trading bots: a config per bot, one bot class, one supervision policy, two runners.
+"""Paper-trading bots: a config per bot, one bot class, bot hosts, one supervision policy.
 
 A bot (``config/bots/<name>.json``) paper-trades a strategy on the closed
 candles of one series: it records its signals, virtual fills and equity in
@@ -6,9 +6,11 @@ the store and publishes its signals and status on the bus. The
 :class:`BotManager` starts and stops bots, watches their heartbeats and
 progress, restarts crashed, hung or stuck bots with backoff (at most 3
 restarts in any rolling hour, then ``failed``) and restores the active bots
-when it starts again. On the embedded default (DuckDB + ``memory://``) each
-bot is a thread of the process that owns the store; on PostgreSQL + Redis
-each bot is its own OS process (``python -m tcp_lab.bots.worker BOT_ID``).
+when it starts again. Bots run in bot hosts (:mod:`tcp_lab.bots.host`): many
+bots per loop, one subscription per symbol, one records transaction per
+candle. On the embedded default (DuckDB + ``memory://``) the host is a thread
+of the process that owns the store; on PostgreSQL + Redis hosts are processes
+(``python -m tcp_lab.bots.host_process``), bots placed on them by symbol.
 
 Live trading on a real exchange is impossible by construction: this package
 has no code path that places an order anywhere. Fills are virtual, computed
@@ -44,6 +46,7 @@ __all__ = [
     "Step",
     "CandleError",
     "BotManager",
+    "BotHost",
 ]
 
 # The bot and the manager pull in the store and the bus: load them on first use.
@@ -52,6 +55,7 @@ _LAZY = {
     "Step": "tcp_lab.bots.bot",
     "CandleError": "tcp_lab.bots.bot",
     "BotManager": "tcp_lab.bots.manager",
+    "BotHost": "tcp_lab.bots.host",
 }
 
 
@@ -66,4 +70,5 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover
     from tcp_lab.bots.bot import Bot, CandleError, Step
+    from tcp_lab.bots.host import BotHost
     from tcp_lab.bots.manager import BotManager

@@ -21,6 +21,16 @@ else by the OHLC rule (:mod:`tcp_lab.bots.intrabar`; the status says which),
 and while a position is open it scans each batch as it arrives, to announce a
 stop or target hit before the candle closes (booked at the close, as always).
 
+A bot does not run a loop of its own: a :class:`~tcp_lab.bots.host.BotHost`
+drives it (many bots per host: one subscription per symbol, the records of
+every bot of a candle in one transaction); :meth:`Bot.run` runs one bot in a
+host of its own.
+
+A candle corrected after the bot processed it (late trades) is recorded as a
+correction event (:meth:`~tcp_lab.store.Store.load_corrections`: what the bot
+decided then, what it would have decided on the corrected candle); the bot's
+fills and equity are not rewritten, as it traded on what it saw.
+
 Paper trading only: there is no code path that sends an order to an exchange.
 """
 
@@ -29,11 +39,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import queue
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -41,6 +50,7 @@ import pandas as pd
 from tcp_lab.bots import window as W
 from tcp_lab.bots.broker import Account, Fill, Flags, PaperBroker
 from tcp_lab.bots.config import BotConfig
+from tcp_lab.bots.corrections import record_correction
 from tcp_lab.bots.intrabar import IntrabarTrades, early_exit_detail
 from tcp_lab.bots.policy import Clock, utc_now
 from tcp_lab.bus import (
@@ -48,29 +58,37 @@ from tcp_lab.bus import (
     SignalMessage,
     StatusMessage,
     TradesMessage,
-    market_channel,
     signals_channel,
     status_channel,
-    trades_channel,
 )
 from tcp_lab.errors import DataError, StrategyError, TcpLabError
+from tcp_lab.store import bot_candle_record
 from tcp_lab.strategies import Signal
 from tcp_lab.strategies.decision import frame_of, last_decision
 from tcp_lab.timeframes import parse_timeframe
 
 if TYPE_CHECKING:
-    from tcp_lab.bots.feed import CandleFeed
-    from tcp_lab.bus import Bus
+    from tcp_lab.bots.host import BotHost
+    from tcp_lab.bus import BaseMessage, Bus
     from tcp_lab.store import Store
 
-__all__ = ["Bot", "Step", "CandleError", "STATE_VERSION"]
+__all__ = ["Bot", "Step", "CandleError", "RecordSink", "STATE_VERSION"]
 
 log = logging.getLogger("tcp_lab.bots")
 
 #: Version of the ``state`` document the bot keeps in the ``bots`` table.
 STATE_VERSION = 1
-_CATCH_UP = object()  # inbox item: reload from the store and process what is new
-_WAKE = object()  # inbox item: look at the stop flag now
+_READ = object()  # catch_up(newest=...): read the newest stored candle
+
+
+class RecordSink(Protocol):
+    """Where a hosted bot leaves its records and signals (its host writes them together)."""
+
+    def record(self, bot: Bot, record: dict[str, Any]) -> None:
+        """Keep one candle's records (:func:`~tcp_lab.store.bot_candle_record`)."""
+
+    def publish(self, bot: Bot, channel: str, message: BaseMessage) -> None:
+        """Publish ``message`` once the records before it are committed."""
 
 
 class CandleError(StrategyError):
@@ -157,9 +175,14 @@ class Bot:
         self._config_json = json.dumps(config.to_json(), sort_keys=True)
         self._loaded = False
         self._stop = threading.Event()
-        self._inbox: queue.Queue[object] = queue.Queue()
-        self._beat_interval: float | None = None  # set by run(): heartbeats are due
-        self._next_beat = 0.0
+        #: Where records go: None writes each candle at once; a host collects them.
+        self.sink: RecordSink | None = None
+        #: Called after each candle of a long catch-up (a host: "still making progress").
+        self.on_progress: Callable[[], object] | None = None
+        self._host: BotHost | None = None  # the host of run()
+        #: Close time of the last candle whose records are in the store (a host writes
+        #: them after the candle: until then it trails :attr:`last_candle_ts`).
+        self.recorded: pd.Timestamp | None = None
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -206,7 +229,14 @@ class Bot:
             self.store.update_bot(self.id, last_candle_ts=self._last,
                                   state=self.state_document())
         self._cache = None
+        self.recorded = self._last
         self._loaded = True
+
+    def reload(self) -> None:
+        """Forget the state in memory: the next candle reads it from the store again
+        (after a write of this bot's records failed)."""
+        self._loaded = False
+        self._cache = None
 
     def _first_last(self) -> pd.Timestamp | None:
         c = self.config
@@ -236,8 +266,7 @@ class Bot:
             return []
         if self._last is not None and candle.ts <= self._last:
             if candle.corrected:
-                log.warning("bot %s: ignoring a correction of candle %s, already processed",
-                            self.id, candle.ts)
+                record_correction(self, candle)
             return []
         contiguous = (self._cache is not None and len(self._cache["ts"]) > 0
                       and self._last is not None
@@ -253,16 +282,20 @@ class Bot:
         return [step]
 
     def catch_up(self, extra: CandleMessage | None = None, *,
-                 upto: pd.Timestamp | None = None) -> list[Step]:
+                 upto: pd.Timestamp | None = None,
+                 newest: pd.Timestamp | None | object = _READ) -> list[Step]:
         """Process, in order, every stored candle after the last processed one.
 
         ``extra`` (a candle just received) is included even if the store does
-        not hold it yet; ``upto`` stops at the candle closing then.
+        not hold it yet; ``upto`` stops at the candle closing then; ``newest``
+        is the newest stored candle if the caller read it already (a host reads
+        it once per series for all its bots).
         """
         if not self._loaded:
             self.load()
         c = self.config
-        newest = self.store.latest_candle_ts(c.exchange, c.symbol, c.timeframe)
+        if newest is _READ:
+            newest = self.store.latest_candle_ts(c.exchange, c.symbol, c.timeframe)
         if upto is not None and newest is not None:
             newest = min(newest, upto)
         if extra is not None and (newest is None or extra.ts > newest):
@@ -282,7 +315,8 @@ class Bot:
             if step is None:
                 break
             steps.append(step)
-            self._beat_if_due()  # a long catch-up must not look like a hang
+            if self.on_progress is not None:  # a long catch-up must not look like a hang
+                self.on_progress()
         done = self._last is not None and int(ts[-1]) == self._last.value // 1000
         self._cache = W.rows(history, max(0, len(ts) - self.window), len(ts)) if done else None
         return steps
@@ -417,12 +451,18 @@ class Bot:
 
     def _record(self, ts: pd.Timestamp, signal: Signal, fills: list[Fill], account: Account,
                 equity: float) -> None:
-        """Write the candle's signal, fill, performance and state in one transaction."""
-        self.store.record_bot_candle(
-            self.id, ts, action=signal.action, confidence=signal.confidence,
-            price=signal.price, indicators=_finite_or_none(signal.indicators),
-            fills=[_fill_dict(f) for f in fills], cash=account.cash,
-            position=account.position, equity=equity, state=self._state_json(account))
+        """Write the candle's signal, fill, performance and state in one transaction
+        (hosted: hand them to the host, which writes its bots' candles together)."""
+        fields = dict(action=signal.action, confidence=signal.confidence, price=signal.price,
+                      indicators=_finite_or_none(signal.indicators),
+                      fills=[_fill_dict(f) for f in fills], cash=account.cash,
+                      position=account.position, equity=equity,
+                      state=self._state_json(account))
+        if self.sink is not None:
+            self.sink.record(self, bot_candle_record(self.id, ts, **fields))
+        else:
+            self.store.record_bot_candle(self.id, ts, **fields)
+            self.recorded = ts
 
     def _state_json(self, account: Account) -> str:
         """The state document (version, config, ``account``) as JSON; the config is
@@ -448,116 +488,108 @@ class Bot:
             return
         confidence = min(max(signal.confidence, 0.0), 1.0) if math.isfinite(
             signal.confidence) else 0.0
-        self._publish(signals_channel(self.id), SignalMessage(
-            bot_id=self.id, ts=signal.ts, action=signal.action, confidence=confidence,
-            price=signal.price, indicators=signal.indicators))
+        message = SignalMessage(bot_id=self.id, ts=signal.ts, action=signal.action,
+                                confidence=confidence, price=signal.price,
+                                indicators=signal.indicators)
+        if self.sink is not None:
+            self.sink.publish(self, signals_channel(self.id), message)
+        else:
+            self._publish(signals_channel(self.id), message)
 
     def publish_status(self, status: str, detail: str = "", heartbeat: pd.Timestamp | None = None,
                        ) -> None:
         """Publish a :class:`~tcp_lab.bus.StatusMessage` on ``status:{bot_id}``."""
-        self._publish(status_channel(self.id), StatusMessage(
-            bot_id=self.id, ts=self.clock(), status=status, detail=detail[:2000],
-            heartbeat=heartbeat, last_candle_ts=self._last))
+        self._publish(status_channel(self.id), self.status_message(status, detail, heartbeat))
 
-    def heartbeat(self) -> pd.Timestamp:
-        """Write the heartbeat (now, and the last processed candle) and publish it."""
-        now = self.clock()
-        self.store.update_bot(self.id, heartbeat=now, last_candle_ts=self._last)
-        self.publish_status("running", heartbeat=now)
-        if self._beat_interval is not None:
-            self._next_beat = time.monotonic() + self._beat_interval
-        return now
+    def status_message(self, status: str, detail: str = "",
+                       heartbeat: pd.Timestamp | None = None) -> StatusMessage:
+        """The :class:`~tcp_lab.bus.StatusMessage` :meth:`publish_status` sends."""
+        return StatusMessage(bot_id=self.id, ts=self.clock(), status=status,
+                             detail=detail[:2000], heartbeat=heartbeat,
+                             last_candle_ts=self.recorded)
 
-    def _beat_if_due(self) -> None:
-        if self._beat_interval is not None and time.monotonic() >= self._next_beat:
-            self.heartbeat()
+    # -- driven by a host ----------------------------------------------------------------
+    def start(self) -> None:
+        """Load the state, warm the strategy up, mark the bot running, catch up from the store."""
+        self.load()
+        if self._levels:
+            self._trades.listen()
+        self._warm_up()
+        self.store.update_bot(self.id, status="running")
+        self.publish_status("running", detail="started")
+        self.catch_up()
 
-    # -- the loop ------------------------------------------------------------------------
+    def on_message(self, message: object) -> None:
+        """Act on a message of the bot's subscription (a candle, or a batch of trades)."""
+        if isinstance(message, TradesMessage):
+            self.process_trades(message)
+        elif isinstance(message, CandleMessage):
+            self.process_candle(message)
+
+    def on_reconnect(self) -> None:
+        """The bus connection was lost and restored: messages may be missing; catch up."""
+        self._trades.interrupt("the bus connection was lost and restored")
+        self.catch_up()
+
+    def check_store(self, newest: pd.Timestamp | None) -> None:
+        """Process the stored candles the bus did not deliver (e.g. while Redis was down).
+
+        ``newest`` is the newest stored candle of the bot's series. A bot on
+        live trades leaves the candles stored since the previous check to the
+        bus until the next one: the collector stores a candle just before it
+        publishes it, and read from the store first, its trades (which travel
+        with the bus message) could not be trusted.
+        """
+        if self._trades.stream is None:
+            self.catch_up(newest=newest)
+            return
+        upto, self._stored = self._stored, newest
+        if upto is not None:
+            self.catch_up(upto=upto, newest=newest)
+
+    @property
+    def levels(self) -> bool:
+        """True when the bot has a stop, target or trailing stop (it takes live trades)."""
+        return self._levels
+
+    # -- one bot, one host ---------------------------------------------------------------
     def stop(self) -> None:
-        """Ask :meth:`run` to return after the candle in progress (thread-safe)."""
+        """Stop after the candle in progress; end :meth:`run` (thread-safe)."""
         self._stop.set()
-        self._inbox.put(_WAKE)
+        host = self._host
+        if host is not None:
+            host.remove(self.id)
 
     @property
     def stopping(self) -> bool:
         """True once :meth:`stop` was called."""
         return self._stop.is_set()
 
-    def _handle(self, item: object) -> None:
-        """Act on one inbox item (a message, or a request to catch up from the store)."""
-        if isinstance(item, TradesMessage):
-            self.process_trades(item)
-        elif isinstance(item, CandleMessage):
-            self.process_candle(item)
-        elif item is _CATCH_UP:  # the bus reconnected: messages may have been lost meanwhile
-            self._trades.interrupt("the bus connection was lost and restored")
-            self.catch_up()
+    def run(self, *, heartbeat_interval: float = 5.0) -> None:
+        """Trade until :meth:`stop`, in a :class:`~tcp_lab.bots.host.BotHost` of its own.
 
-    def _catch_up_lost(self) -> None:
-        """Process the stored candles the bus did not deliver (e.g. while Redis was down).
-
-        A bot on live trades leaves the candles stored since the previous
-        heartbeat to the bus until the next one: the collector stores a candle
-        just before it publishes it, and read from the store first, its trades
-        (which travel with the bus message) could not be trusted.
-        """
-        for _ in range(self._inbox.qsize()):  # what already arrived goes first
-            self._handle(self._inbox.get_nowait())
-        if self._trades.stream is None:
-            self.catch_up()
-            return
-        c = self.config
-        upto, self._stored = self._stored, self.store.latest_candle_ts(c.exchange, c.symbol,
-                                                                       c.timeframe)
-        if upto is not None:
-            self.catch_up(upto=upto)
-
-    def run(self, *, heartbeat_interval: float = 5.0, feed: CandleFeed | None = None) -> None:
-        """Trade until :meth:`stop`: subscribe, catch up, then follow the bus.
-
-        Every ``heartbeat_interval`` seconds it writes its heartbeat and
-        checks the store for candles the bus did not deliver. After a bus
-        reconnect it catches up from the store. ``feed`` shares one
-        subscription between the bots of a process (default: subscribe on
-        the bus directly). A bot with live levels takes the symbol's live
-        trades on the same subscription as its candles, so they keep their
-        order (a candle's trades first).
+        The host subscribes to the bot's candles (and live trades when it has
+        stops or targets), catches up from the store, writes a heartbeat every
+        ``heartbeat_interval`` seconds and checks the store then for candles
+        the bus did not deliver; after a bus reconnect it catches up.
 
         Raises
         ------
         CandleError
-            The strategy failed on a candle (the supervisor restarts the bot).
+            The strategy failed on a candle (a supervisor restarts the bot).
         """
-        self.load()
-        self._beat_interval = float(heartbeat_interval)
-        self._next_beat = time.monotonic() + self._beat_interval
-        sub = None
-        if self.bus is not None:
-            source: Any = self.bus if feed is None else feed
-            channels = [market_channel(self.config.symbol)]
-            if self._levels:
-                channels.append(trades_channel(self.config.symbol))
-                self._trades.listen()
-            sub = source.subscribe(*channels, handler=self._inbox.put,
-                                   on_reconnect=lambda: self._inbox.put(_CATCH_UP))
+        from tcp_lab.bots.host import BotHost
+
+        host = BotHost(self.store, self.bus, heartbeat_interval=heartbeat_interval,
+                       name=f"bot {self.id}", until_empty=True)
+        self._host = host
         try:
-            self._warm_up()
-            self.store.update_bot(self.id, status="running")
-            self.publish_status("running", detail="started")
-            self.heartbeat()
-            self.catch_up()
-            while not self._stop.is_set():
-                try:
-                    item = self._inbox.get(timeout=max(0.0, self._next_beat - time.monotonic()))
-                except queue.Empty:
-                    item = None
-                if self._stop.is_set():
-                    break
-                self._handle(item)
-                if time.monotonic() >= self._next_beat:
-                    self._catch_up_lost()
-                    self.heartbeat()
+            if self._stop.is_set():
+                return
+            host.adopt(self)
+            host.run()
         finally:
-            self._beat_interval = None
-            if sub is not None:
-                sub.close()
+            self._host = None
+        error = host.errors.get(self.id)
+        if error is not None:
+            raise error

@@ -79,6 +79,10 @@ class BotConfig(BaseModel):
         or an ISO time (candles closing after it).
     window_margin
         Extra candles on top of the strategy's warm-up in the trailing window.
+    isolation
+        ``shared`` (default): the bot runs in a bot host with other bots of its
+        symbol; ``process``: in a host process of its own (untrusted or heavy
+        code: its crash, hang or memory cannot touch other bots).
     description
         Free text.
     """
@@ -104,6 +108,7 @@ class BotConfig(BaseModel):
     max_volume_share: float | None = Field(None, gt=0, le=1)
     start: str = "latest"
     window_margin: int = Field(20, ge=0, le=100_000)
+    isolation: Literal["shared", "process"] = "shared"
     description: str = ""
 
     @model_validator(mode="before")

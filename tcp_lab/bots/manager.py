@@ -2,20 +2,25 @@
 
 One manager per database (it holds a lease, :meth:`tcp_lab.store.Store.lease`:
 a second one fails at start, naming the first). It runs in a notebook (``BotManager().start()``,
-a background thread, bots as threads on the embedded default) or as the
-service ``tcp-lab bots serve`` (bots as OS processes on PostgreSQL + Redis).
+a background thread, bots in a host thread on the embedded default) or as the
+service ``tcp-lab bots serve`` (bots in host processes on PostgreSQL + Redis,
+many bots per host: see :mod:`tcp_lab.bots.runners`).
 Every ``poll_interval`` seconds it makes one supervision pass
 (:meth:`BotManager.tick`):
 
 1. act on start/stop requests written to the ``bots`` table by other
    processes (see :mod:`tcp_lab.bots.control`);
-2. :meth:`~BotManager.check_bots`: a bot whose heartbeat stopped changing is
-   hung, a bot lagging the newest stored candle by more than ``max_lag``
-   candles without progress is stuck; either is killed;
+2. :meth:`~BotManager.check_bots`: a bot whose heartbeat stopped changing
+   (once it had one: the timer starts at its first heartbeat) is hung, a bot
+   lagging the newest stored candle by more than ``max_lag`` candles without
+   progress is stuck; either is killed (its host's other bots move to a fresh
+   host first);
 3. :meth:`~BotManager.restart_crashed_bots`: a dead bot is restarted after an
    exponential backoff, at most ``max_restarts`` times in any rolling
    ``window``; one more crash marks it ``failed`` and publishes a
-   ``bots.failed`` event on ``system:events``.
+   ``bots.failed`` event on ``system:events``. A bot whose host died before
+   the bot ever reported running is started again without using its budget
+   (at most ``max_restarts`` such free starts in a row).
 
 Live trading is impossible by construction: bots only paper-trade.
 """
@@ -43,7 +48,7 @@ from tcp_lab.bots.control import (
     stored_config,
 )
 from tcp_lab.bots.policy import Clock, Liveness, RestartPolicy, utc_now
-from tcp_lab.bots.runners import BotHandle, ProcessRunner, Runner, ThreadRunner
+from tcp_lab.bots.runners import BotHandle, HostRunner, Runner
 from tcp_lab.bus import SYSTEM_EVENTS, Bus, StatusMessage, open_bus, status_channel
 from tcp_lab.errors import ConfigError, TcpLabError
 from tcp_lab.settings import load_settings
@@ -68,8 +73,12 @@ class BotManager:
         Open objects or URLs (default: the ``database_url`` and ``redis_url``
         settings). URLs are opened, and closed by :meth:`stop`.
     runner
-        ``"thread"``, ``"process"`` or ``"auto"``: threads on the embedded
-        default (DuckDB or ``memory://``), processes otherwise.
+        ``"thread"``, ``"process"`` or ``"auto"``: host threads on the
+        embedded default (DuckDB or ``memory://``), host processes otherwise.
+    hosts
+        How many shared bot hosts at most (default: the core count for
+        processes, one thread). Bots of a symbol share a host; a bot config
+        with ``"isolation": "process"`` gets one of its own.
     policy
         Restart budget, backoff, heartbeat and liveness thresholds.
     clock
@@ -90,7 +99,8 @@ class BotManager:
     """
 
     def __init__(self, store: Store | str | None = None, bus: Bus | str | None = None, *,
-                 runner: str = "auto", policy: RestartPolicy | None = None,
+                 runner: str = "auto", hosts: int | None = None,
+                 policy: RestartPolicy | None = None,
                  clock: Clock = utc_now, poll_interval: float = 0.5,
                  config_dir: str | Path | None = None, log_dir: str | Path | None = None,
                  ) -> None:
@@ -116,6 +126,8 @@ class BotManager:
         self.clock = clock
         self.poll_interval = float(poll_interval)
         self.config_dir = config_dir
+        self.hosts = hosts
+        self._wake = threading.Event()
         embedded = store.backend == "duckdb" or bus.url.startswith("memory")
         kind = ("thread" if embedded else "process") if runner == "auto" else runner
         self.runner: Runner = self._make_runner(kind, settings, log_dir)
@@ -124,8 +136,8 @@ class BotManager:
         self._configs: dict[str, BotConfig] = {}
         self._pending: dict[str, float] = {}  # bot id -> monotonic time of its restart
         self._kill_reasons: dict[str, str] = {}
+        self._free_starts: dict[str, int] = {}  # host died before the bot ran, in a row
         self._lock = threading.RLock()
-        self._wake = threading.Event()
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self._events = None
@@ -134,7 +146,8 @@ class BotManager:
     def _make_runner(self, kind: str, settings: Any, log_dir: str | Path | None) -> Runner:
         interval = self.policy.heartbeat_interval
         if kind == "thread":
-            return ThreadRunner(self.store, self.bus, heartbeat_interval=interval)
+            return HostRunner("thread", self.store, self.bus, hosts=self.hosts,
+                              heartbeat_interval=interval, on_change=self._wake.set)
         if self.database_url is None or self.bus_url is None:
             raise ConfigError("the process runner needs the database and bus URLs",
                               hint="pass store= and bus= as URLs, not open objects")
@@ -144,8 +157,9 @@ class BotManager:
                 f"({self.store.backend}, {self.bus.url}): other processes cannot open them",
                 hint="use runner='thread', or PostgreSQL + Redis")
         folder = Path(log_dir) if log_dir is not None else Path(settings.home) / "logs" / "bots"
-        return ProcessRunner(self.store, database_url=self.database_url, bus_url=self.bus_url,
-                             heartbeat_interval=interval, log_dir=folder)
+        return HostRunner("process", self.store, self.bus, hosts=self.hosts,
+                          heartbeat_interval=interval, database_url=self.database_url,
+                          bus_url=self.bus_url, log_dir=folder, on_change=self._wake.set)
 
     # -- lifecycle of the manager ---------------------------------------------------------
     def acquire_lease(self) -> BotManager:
@@ -193,7 +207,8 @@ class BotManager:
             self.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop supervising and stop every bot; they resume when a manager starts again."""
+        """Stop supervising and stop every bot, all at once; they resume when a manager
+        starts again."""
         self._halt.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -203,8 +218,7 @@ class BotManager:
             self._events.close()
             self._events = None
         with self._lock:
-            for bot_id in list(self._handles):
-                self._stop_handle(bot_id, timeout, reason=SHUTDOWN_REASON)
+            self._stop_all(timeout)
             self._pending.clear()
         if self._lease is not None:
             self._lease.release()
@@ -284,7 +298,7 @@ class BotManager:
             return sorted(b for b, h in self._handles.items() if h.alive)
 
     def pids(self) -> dict[str, int]:
-        """Worker process ids by bot (empty with the thread runner)."""
+        """Host process ids by bot (empty with the thread runner)."""
         with self._lock:
             return {b: h.pid for b, h in self._handles.items()
                     if h.alive and getattr(h, "pid", None) is not None}
@@ -380,6 +394,8 @@ class BotManager:
                     "ended without an error"
                 del self._handles[bot_id]
                 self._liveness.pop(bot_id, None)
+                if self._start_again_free(bot_id, handle, reason):
+                    continue
                 self._on_crash(bot_id, reason)
             now = time.monotonic()
             for bot_id, due in list(self._pending.items()):
@@ -424,6 +440,41 @@ class BotManager:
         self._configs[config.name] = config
         self._liveness[config.name] = Liveness(self.policy)
         self._handles[config.name] = self.runner.launch(config)
+
+    def _start_again_free(self, bot_id: str, handle: BotHandle, reason: str) -> bool:
+        """Start again, without using the restart budget, a bot whose host died before
+        the bot ever reported running (e.g. killed while many hosts started at once)."""
+        if getattr(handle, "reported_running", True) or not getattr(handle, "host_died", False):
+            self._free_starts.pop(bot_id, None)
+            return False
+        n = self._free_starts.get(bot_id, 0)
+        if n >= max(1, self.policy.max_restarts):
+            return False
+        self._free_starts[bot_id] = n + 1
+        log.warning("bot %s: its host ended before it ran (%s); starting it again", bot_id,
+                    reason)
+        row = self.store.get_bot(bot_id)
+        if row is None or row["status"] in ("stopping", "stopped", "failed"):
+            return True
+        self._launch_row(row)
+        return True
+
+    def _stop_all(self, timeout: float) -> None:
+        """Stop every bot at once (each finishes its candle), as a shutdown."""
+        bots = list(self._handles)
+        for bot_id in bots:
+            self.store.update_bot(bot_id, status="stopping")
+            self._publish(bot_id, "stopping", SHUTDOWN_REASON)
+        stop_all = getattr(self.runner, "stop_all", None)
+        if stop_all is not None:
+            stop_all(timeout)
+        for bot_id in bots:
+            handle = self._handles.pop(bot_id)
+            self._liveness.pop(bot_id, None)
+            if stop_all is None:
+                handle.stop(timeout)
+            self.store.update_bot(bot_id, status="stopped", last_error=SHUTDOWN_REASON)
+            self._publish(bot_id, "stopped", SHUTDOWN_REASON)
 
     def _stop_handle(self, bot_id: str, timeout: float, reason: str | None) -> None:
         handle = self._handles.pop(bot_id)

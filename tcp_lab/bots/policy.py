@@ -60,7 +60,11 @@ class RestartPolicy:
     heartbeat_interval
         How often a bot writes its heartbeat, seconds.
     hang_timeout
-        A bot whose heartbeat has not changed for this long is hung.
+        A bot whose heartbeat has not changed for this long is hung (counted
+        from its first heartbeat after it was started).
+    start_timeout
+        A started bot that has written no heartbeat for this long did not
+        start (a host restoring many bots takes them one after another).
     max_lag
         A bot more than this many candles behind the newest stored candle,
         and not catching up for ``stuck_timeout`` seconds, is stuck.
@@ -74,6 +78,7 @@ class RestartPolicy:
     backoff_max: float = 60.0
     heartbeat_interval: float = 5.0
     hang_timeout: float = 30.0
+    start_timeout: float = 300.0
     max_lag: int = 3
     stuck_timeout: float = 60.0
 
@@ -85,6 +90,8 @@ class RestartPolicy:
             raise ConfigError(
                 f"hang_timeout={self.hang_timeout} must exceed "
                 f"heartbeat_interval={self.heartbeat_interval} (both seconds, > 0)")
+        if self.start_timeout <= 0:
+            raise ConfigError(f"start_timeout={self.start_timeout} must be > 0 (seconds)")
         if self.max_lag < 1 or self.stuck_timeout <= 0:
             raise ConfigError(f"max_lag={self.max_lag} must be >= 1 and stuck_timeout > 0")
 
@@ -109,6 +116,9 @@ class RestartPolicy:
                                     f"in {self.window:g} s, after {delay:g} s")
 
 
+_UNSEEN = object()
+
+
 @dataclass
 class Liveness:
     """Tracks one bot's heartbeat and progress with the manager's monotonic clock.
@@ -119,8 +129,9 @@ class Liveness:
 
     policy: RestartPolicy
     monotonic: Callable[[], float] = time.monotonic
-    _beat: object = None
+    _beat: object = _UNSEEN
     _beat_seen: float = field(default=0.0)
+    _started: bool = False
     _progress: object = None
     _progress_seen: float = field(default=0.0)
 
@@ -129,12 +140,23 @@ class Liveness:
         self._beat_seen = self._progress_seen = now
 
     def hung(self, heartbeat: object) -> str | None:
-        """A reason when the heartbeat has not changed for ``hang_timeout`` seconds."""
+        """A reason when the heartbeat has not changed for ``hang_timeout`` seconds.
+
+        The first value seen is the heartbeat from before the start; the hang
+        timer runs from the first change (the bot's first heartbeat). Until
+        then only ``start_timeout`` applies.
+        """
         now = self.monotonic()
         if heartbeat != self._beat:
+            self._started = self._started or self._beat is not _UNSEEN
             self._beat, self._beat_seen = heartbeat, now
             return None
         quiet = now - self._beat_seen
+        if not self._started:
+            if quiet > self.policy.start_timeout:
+                return (f"did not start: no heartbeat for {quiet:.1f} s "
+                        f"(limit {self.policy.start_timeout:g} s)")
+            return None
         if quiet > self.policy.hang_timeout:
             return f"hung: no heartbeat for {quiet:.1f} s (limit {self.policy.hang_timeout:g} s)"
         return None

@@ -1,40 +1,59 @@
-"""Two ways to run the same :class:`~tcp_lab.bots.bot.Bot`: a thread or an OS process.
+"""Where bots run: bot hosts, as threads of the manager or as host processes.
 
-Both hand the manager a :class:`BotHandle` with the same small interface
-(``alive``, ``error``, ``stop``, ``kill``), so one supervision policy drives
-either:
+A :class:`HostRunner` places each bot on a :class:`~tcp_lab.bots.host.BotHost`
+and hands the manager a :class:`HostedBot` per bot, with the small interface
+its supervision policy drives (``alive``, ``error``, ``stop``, ``kill``):
 
-- :class:`ThreadRunner` (embedded default, DuckDB + ``memory://``): the bot
-  runs in a thread of the process that owns the store; an exception ends
-  that thread only and is reported through :attr:`BotHandle.error`.
-- :class:`ProcessRunner` (PostgreSQL + Redis): each bot is
-  ``python -m tcp_lab.bots.worker BOT_ID``, its own OS process, so a crash,
-  a hang or a ``kill -9`` cannot take the other bots down. Its output goes to
-  ``<log_dir>/<bot_id>.log``.
+- ``kind="thread"`` (embedded default, DuckDB + ``memory://``): hosts are
+  threads of the manager's process, sharing its store and bus.
+- ``kind="process"`` (PostgreSQL + Redis): hosts are
+  ``python -m tcp_lab.bots.host_process`` processes, so a host that dies
+  (``kill -9``, out of memory) takes only its own bots; their output goes to
+  ``<log_dir>/<host>.log``.
+
+Placement: bots of a symbol share a host (one subscription per symbol), the
+symbols spread over at most ``hosts`` shared hosts (the one with the fewest
+bots takes a new symbol); a bot whose config says ``"isolation": "process"``
+gets a host of its own. Each launch claims the bot in the store
+(:meth:`~tcp_lab.store.Store.claim_bot`): the host writes for it only while
+that claim is the newest.
+
+A hung bot (:meth:`HostedBot.kill`) takes its host with it, but not its
+neighbours: they are first moved to a fresh host (new claims, so the old host
+can no longer write for them), then the old host is killed (a thread that
+cannot be killed is abandoned; its claims are stale). Host processes start
+with bounded concurrency (at most one per core not yet ready, each after a
+small random delay), so a manager restoring many bots does not starve them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from tcp_lab.bots.config import BotConfig
+from tcp_lab.bots.control import stored_config
+from tcp_lab.bots.host import BotHost, record_crash
 
 if TYPE_CHECKING:
-    from tcp_lab.bots.bot import Bot
-    from tcp_lab.bots.feed import CandleFeed
     from tcp_lab.bus import Bus
     from tcp_lab.store import Store
 
-__all__ = ["BotHandle", "Runner", "ThreadRunner", "ProcessRunner", "record_crash"]
+__all__ = ["BotHandle", "Runner", "HostRunner", "HostedBot", "record_crash"]
 
 log = logging.getLogger("tcp_lab.bots")
+#: A host process starts after a random delay of up to this many seconds.
+START_JITTER = 0.2
 
 
 class BotHandle(Protocol):
@@ -54,7 +73,7 @@ class BotHandle(Protocol):
         """Ask it to finish the candle in progress and end; wait up to ``timeout`` seconds."""
 
     def kill(self) -> None:
-        """End it now (a hung bot): SIGKILL for a process, abandon a thread."""
+        """End it now (a hung bot)."""
 
 
 class Runner(Protocol):
@@ -66,167 +85,432 @@ class Runner(Protocol):
         """Start the bot ``config`` describes (its row and state are in the store)."""
 
 
-def record_crash(store: Store, bot: str, error: str, bus: Bus | None = None) -> None:
-    """Mark ``bot`` crashed with ``error`` in the store and on ``status:{bot}`` (best effort)."""
-    try:
-        store.update_bot(bot, status="crashed", last_error=error[:4000])
-    except Exception:  # the store may be what failed; the manager records it again
-        log.exception("bot %s: could not record the crash", bot)
-    if bus is not None:
-        from tcp_lab.bots.policy import utc_now
-        from tcp_lab.bus import StatusMessage, status_channel
+# -- the bots as the manager sees them ---------------------------------------------------------
+class HostedBot:
+    """One bot on a host (see the module docstring)."""
 
-        try:
-            bus.publish(status_channel(bot), StatusMessage(
-                bot_id=bot, ts=utc_now(), status="crashed", detail=error[:2000]))
-        except Exception:
-            log.warning("bot %s: could not publish the crash", bot)
-
-
-# -- threads --------------------------------------------------------------------------------
-class _ThreadHandle:
-    def __init__(self, bot: Bot, heartbeat_interval: float, feed: CandleFeed | None) -> None:
-        self.bot_id = bot.id
-        self._bot = bot
+    def __init__(self, bot_id: str, host: _Host, runner: HostRunner) -> None:
+        self.bot_id = bot_id
+        self.host = host
+        self._runner = runner
+        self._done = threading.Event()
         self._error: str | None = None
-        self._killed = False
-        self._thread = threading.Thread(target=self._main, args=(heartbeat_interval, feed),
-                                        name=f"tcp_lab.bot[{bot.id}]", daemon=True)
+        #: True once the host reported the bot running (started, caught up, heartbeat).
+        self.reported_running = False
+
+    @property
+    def pid(self) -> int | None:
+        """The host process's id (None for a thread host)."""
+        return self.host.pid
+
+    @property
+    def alive(self) -> bool:
+        return not self._done.is_set() and self.host.alive
+
+    @property
+    def host_died(self) -> bool:
+        """True when the bot ended because its host did (not by its own error)."""
+        return not self._done.is_set() and not self.host.alive
+
+    @property
+    def error(self) -> str | None:
+        if self._done.is_set():
+            return self._error
+        if not self.host.alive:
+            return self.host.death or "its host ended"
+        return None
+
+    def _end(self, error: str | None) -> None:
+        if not self._done.is_set():
+            self._error = error
+            self._done.set()
+
+    def stop(self, timeout: float) -> None:
+        if not self.alive:
+            return
+        self.host.remove(self.bot_id)
+        if not self._done.wait(timeout) and self.host.alive:
+            log.warning("bot %s did not stop within %.1f s; killing it", self.bot_id, timeout)
+            self.kill()
+        self._end(None)
+
+    def kill(self) -> None:
+        self._runner.evict(self)
+
+
+# -- hosts ----------------------------------------------------------------------------------------
+class _Host:
+    """What the runner needs of a host, thread or process."""
+
+    name: str
+    pid: int | None = None
+    death: str | None = None  # why it ended, once it has
+    isolated: bool = False
+
+    def __init__(self, name: str, on_event: Callable[[_Host, str, str, str], None]) -> None:
+        self.name = name
+        self.bots: dict[str, HostedBot] = {}
+        self._on_event = on_event
+
+    @property
+    def alive(self) -> bool:
+        raise NotImplementedError
+
+    def add(self, config: BotConfig, token: int) -> None:
+        raise NotImplementedError
+
+    def remove(self, bot_id: str) -> None:
+        raise NotImplementedError
+
+    def request_stop(self) -> None:
+        raise NotImplementedError
+
+    def wait(self, timeout: float) -> bool:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def event(self, kind: str, bot_id: str, detail: str) -> None:
+        self._on_event(self, kind, bot_id, detail)
+
+
+class _ThreadHost(_Host):
+    def __init__(self, name: str, on_event: Callable[[_Host, str, str, str], None], *,
+                 store: Store, bus: Bus | None, heartbeat_interval: float) -> None:
+        super().__init__(name, on_event)
+        self._host = BotHost(store, bus, heartbeat_interval=heartbeat_interval, name=name,
+                             on_event=self.event)
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._main, name=f"tcp_lab.{name}", daemon=True)
         self._thread.start()
 
-    def _main(self, heartbeat_interval: float, feed: CandleFeed | None) -> None:
+    def _main(self) -> None:
         try:
-            self._bot.run(heartbeat_interval=heartbeat_interval, feed=feed)
-        except BaseException as e:  # isolate the bot: report, never propagate
-            self._error = f"{type(e).__name__}: {e}"
-            if not self._killed:
-                log.error("bot %s crashed: %s", self.bot_id, self._error, exc_info=True)
-                record_crash(self._bot.store, self.bot_id, self._error, self._bot.bus)
+            self._host.run()
+        except BaseException as e:  # a host failure ends its bots, never the manager
+            self.death = f"host {self.name} failed: {type(e).__name__}: {e}"
+            log.exception("%s failed", self.name)
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive() and not self._killed
+        return self._thread.is_alive() and not self._abandoned
 
-    @property
-    def error(self) -> str | None:
-        if self._killed:
-            return self._error or "killed"
-        return self._error
+    def add(self, config: BotConfig, token: int) -> None:
+        self._host.add(config, token)
 
-    def stop(self, timeout: float) -> None:
-        self._bot.stop()
+    def remove(self, bot_id: str) -> None:
+        self._host.remove(bot_id)
+
+    def request_stop(self) -> None:
+        self._host.stop()
+
+    def wait(self, timeout: float) -> bool:
         self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("bot %s did not stop within %.1f s; abandoning its thread",
-                        self.bot_id, timeout)
-            self._killed = True
+        return not self._thread.is_alive()
 
     def kill(self) -> None:
-        # A thread cannot be killed: tell it to stop at the next candle and forget it.
-        self._killed = True
-        self._bot.stop()
+        # A thread cannot be killed: stop it at its next message; its claims are stale.
+        self._abandoned = True
+        self.death = self.death or "abandoned (hung)"
+        self._host.stop()
 
 
-class ThreadRunner:
-    """Runs each bot in a daemon thread sharing this process's store and bus.
-
-    The bots share one bus subscription per symbol (a
-    :class:`~tcp_lab.bots.feed.CandleFeed`): a candle is decoded once, not once per bot.
-    """
-
-    kind = "thread"
-
-    def __init__(self, store: Store, bus: Bus | None, *, heartbeat_interval: float) -> None:
-        from tcp_lab.bots.feed import CandleFeed
-
-        self.store = store
-        self.bus = bus
-        self.heartbeat_interval = heartbeat_interval
-        self.feed = None if bus is None else CandleFeed(bus)
-
-    def launch(self, config: BotConfig) -> BotHandle:
-        from tcp_lab.bots.bot import Bot
-
-        return _ThreadHandle(Bot(config, self.store, self.bus), self.heartbeat_interval,
-                             self.feed)
-
-
-# -- processes ------------------------------------------------------------------------------
-class _ProcessHandle:
-    def __init__(self, bot_id: str, proc: subprocess.Popen[bytes], store: Store) -> None:
-        self.bot_id = bot_id
-        self.pid = proc.pid
-        self._proc = proc
-        self._store = store
+class _ProcessHost(_Host):
+    def __init__(self, name: str, on_event: Callable[[_Host, str, str, str], None], *,
+                 env: dict[str, str], heartbeat_interval: float, log_path: Path,
+                 gate: threading.Semaphore) -> None:
+        super().__init__(name, on_event)
+        self._env = env
+        self._interval = heartbeat_interval
+        self._log_path = log_path
+        self._gate = gate
+        self._lock = threading.Lock()
+        self._pending: list[str] = []  # commands written once the process is up
+        self._proc: subprocess.Popen[str] | None = None
+        self._ready = threading.Event()
+        self._ended = threading.Event()
         self._stopping = False
+        threading.Thread(target=self._main, name=f"tcp_lab.{name}", daemon=True).start()
 
-    @property
-    def alive(self) -> bool:
-        return self._proc.poll() is None
+    # the process's life, in its own thread: start (gated), read events, reap
+    def _main(self) -> None:
+        self._gate.acquire()
+        released = False
+        try:
+            time.sleep(random.uniform(0.0, START_JITTER))
+            with self._lock:
+                if self._stopping:
+                    self.death = "stopped before it started"
+                    return
+                self._log_path.parent.mkdir(parents=True, exist_ok=True)
+                cmd = [sys.executable, "-m", "tcp_lab.bots.host_process", "--name", self.name,
+                       "--heartbeat-interval", str(self._interval)]
+                with open(self._log_path, "ab") as out:
+                    self._proc = subprocess.Popen(
+                        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out,
+                        env=self._env, close_fds=True, text=True, bufsize=1)
+                self.pid = self._proc.pid
+                for line in self._pending:
+                    self._write(line)
+                self._pending.clear()
+            log.info("%s: started process %d", self.name, self.pid)
+            assert self._proc.stdout is not None
+            for line in self._proc.stdout:
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    log.warning("%s: unexpected output %r", self.name, line[:200])
+                    continue
+                if msg.get("event") == "ready":
+                    self._ready.set()
+                    if not released:
+                        released = True
+                        self._gate.release()
+                elif "bot" in msg:
+                    self.event(str(msg["event"]), str(msg["bot"]), str(msg.get("detail", "")))
+            code = self._proc.wait()
+            if not (self._stopping and code == 0):
+                self.death = self._exit_reason(code)
+        except Exception as e:
+            self.death = f"host {self.name} could not run: {type(e).__name__}: {e}"
+            log.exception("%s: could not run", self.name)
+        finally:
+            if not released:
+                self._gate.release()
+            with self._lock:
+                for stream in (self._proc.stdin, self._proc.stdout) if self._proc else ():
+                    if stream is not None:
+                        try:
+                            stream.close()
+                        except OSError:
+                            pass  # the other end is gone
+            self._ended.set()
+            self.event("host-ended", "", self.death or "")
 
-    @property
-    def error(self) -> str | None:
-        code = self._proc.poll()
-        if code is None or (code == 0 and self._stopping):
-            return None
+    def _exit_reason(self, code: int) -> str:
         if code < 0:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-            return f"worker process {self.pid} killed by {name}"
-        row = self._store.get_bot(self.bot_id)
-        recorded = (row or {}).get("last_error")
-        return recorded or f"worker process {self.pid} exited with status {code}"
+            return f"host process {self.pid} killed by {name}"
+        return f"host process {self.pid} exited with status {code} (see {self._log_path})"
 
-    def stop(self, timeout: float) -> None:
-        self._stopping = True
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("bot %s (pid %d) did not stop within %.1f s; killing it",
-                            self.bot_id, self.pid, timeout)
-                self.kill()
+    def _write(self, line: str) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            return
+        try:
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # it died: the reader thread reports it
+
+    def _send(self, **cmd: object) -> None:
+        line = json.dumps(cmd)
+        with self._lock:
+            if self._proc is None:
+                self._pending.append(line)
+            else:
+                self._write(line)
+
+    @property
+    def alive(self) -> bool:
+        return not self._ended.is_set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def add(self, config: BotConfig, token: int) -> None:
+        self._send(op="add", bot=config.name, token=token)
+
+    def remove(self, bot_id: str) -> None:
+        self._send(op="remove", bot=bot_id)
+
+    def request_stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+        self._send(op="stop")
+
+    def wait(self, timeout: float) -> bool:
+        return self._ended.wait(timeout)
 
     def kill(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait(10)
+        with self._lock:
+            self._stopping = True
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        self._ended.wait(10)
 
 
-class ProcessRunner:
-    """Runs each bot as ``python -m tcp_lab.bots.worker BOT_ID`` (one OS process per bot).
+# -- the runner -----------------------------------------------------------------------------------
+class HostRunner:
+    """Places bots on hosts (see the module docstring).
 
     Parameters
     ----------
-    store
-        The manager's store (to read a dead worker's recorded error).
-    database_url, bus_url
-        Passed to the worker through ``TCP_LAB_DATABASE_URL`` and
-        ``TCP_LAB_REDIS_URL`` (never on the command line, where ``ps`` shows it).
+    kind
+        ``"thread"`` or ``"process"``.
+    store, bus
+        The manager's (thread hosts share them; claims are made here).
+    hosts
+        How many shared hosts at most (default: the core count for processes, 1
+        for threads).
     heartbeat_interval
-        Seconds between the worker's heartbeats.
-    log_dir
-        Where each worker's output goes (``<bot_id>.log``, appended).
+        Seconds between heartbeats.
+    database_url, bus_url, log_dir
+        For host processes: passed in ``TCP_LAB_DATABASE_URL`` /
+        ``TCP_LAB_REDIS_URL`` (never on the command line, where ``ps`` shows it);
+        their output goes to ``<log_dir>/<host>.log``.
+    on_change
+        Called when a bot or host ended (the manager wakes up).
     """
 
-    kind = "process"
-
-    def __init__(self, store: Store, *, database_url: str, bus_url: str,
-                 heartbeat_interval: float, log_dir: Path) -> None:
+    def __init__(self, kind: str, store: Store, bus: Bus | None, *, hosts: int | None = None,
+                 heartbeat_interval: float, database_url: str | None = None,
+                 bus_url: str | None = None, log_dir: Path | None = None,
+                 on_change: Callable[[], object] | None = None) -> None:
+        if kind not in ("thread", "process"):
+            raise ValueError(kind)
+        self.kind = kind
         self.store = store
-        self.database_url = database_url
-        self.bus_url = bus_url
+        self.bus = bus
+        self.hosts = max(1, int(hosts if hosts is not None else (
+            (os.cpu_count() or 1) if kind == "process" else 1)))
         self.heartbeat_interval = heartbeat_interval
-        self.log_dir = Path(log_dir)
+        self.database_url, self.bus_url = database_url, bus_url
+        self.log_dir = Path(log_dir) if log_dir is not None else Path("logs") / "bots"
+        self.on_change = on_change
+        self._lock = threading.RLock()
+        self._shared: list[_Host] = []
+        self._all: list[_Host] = []
+        self._by_symbol: dict[str, _Host] = {}
+        self._count = 0
+        self._gate = threading.BoundedSemaphore(os.cpu_count() or 1)
 
-    def launch(self, config: BotConfig) -> BotHandle:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.update(TCP_LAB_DATABASE_URL=self.database_url, TCP_LAB_REDIS_URL=self.bus_url)
-        cmd = [sys.executable, "-m", "tcp_lab.bots.worker", config.name,
-               "--heartbeat-interval", str(self.heartbeat_interval)]
-        with open(self.log_dir / f"{config.name}.log", "ab") as out:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, env=env, close_fds=True)
-        log.info("bot %s: started worker process %d", config.name, proc.pid)
-        return _ProcessHandle(config.name, proc, self.store)
+    # -- hosts ------------------------------------------------------------------------------
+    def _new_host(self, isolated: bool) -> _Host:
+        self._count += 1
+        name = f"host-{self._count}"
+        host: _Host
+        if self.kind == "thread":
+            host = _ThreadHost(name, self._on_event, store=self.store, bus=self.bus,
+                               heartbeat_interval=self.heartbeat_interval)
+        else:
+            env = dict(os.environ)
+            env.update(TCP_LAB_DATABASE_URL=str(self.database_url),
+                       TCP_LAB_REDIS_URL=str(self.bus_url))
+            host = _ProcessHost(name, self._on_event, env=env,
+                                heartbeat_interval=self.heartbeat_interval,
+                                log_path=self.log_dir / f"{name}.log", gate=self._gate)
+        host.isolated = isolated
+        self._all.append(host)
+        if not isolated:
+            self._shared.append(host)
+        return host
+
+    def _place(self, config: BotConfig) -> _Host:
+        if config.isolation == "process":
+            return self._new_host(isolated=True)
+        self._shared = [h for h in self._shared if h.alive]
+        host = self._by_symbol.get(config.symbol)
+        if host is not None and host.alive and host in self._shared:
+            return host
+        if len(self._shared) < self.hosts:
+            host = self._new_host(isolated=False)
+        else:
+            host = min(self._shared, key=lambda h: len(h.bots))
+        self._by_symbol[config.symbol] = host
+        return host
+
+    def _on_event(self, host: _Host, kind: str, bot_id: str, detail: str) -> None:
+        with self._lock:
+            if kind == "host-ended":  # its bots are no longer alive: host_died, error
+                self._forget(host)
+            else:
+                handle = host.bots.get(bot_id)
+                if handle is None:
+                    return
+                if kind == "running":
+                    handle.reported_running = True
+                elif kind in ("crashed", "failed"):
+                    host.bots.pop(bot_id, None)
+                    handle._end(detail or kind)
+                elif kind == "fenced":
+                    host.bots.pop(bot_id, None)
+                    handle._end(f"fenced: {detail}")
+                elif kind == "stopped":
+                    host.bots.pop(bot_id, None)
+                    handle._end(None)
+        if kind != "running" and self.on_change is not None:
+            self.on_change()
+
+    def _forget(self, host: _Host) -> None:
+        if host in self._shared:
+            self._shared.remove(host)
+        for symbol, h in list(self._by_symbol.items()):
+            if h is host:
+                del self._by_symbol[symbol]
+        if host in self._all:
+            self._all.remove(host)
+
+    # -- what the manager calls ----------------------------------------------------------------
+    def launch(self, config: BotConfig) -> HostedBot:
+        with self._lock:
+            host = self._place(config)
+            token = self.store.claim_bot(config.name, host=host.name)
+            handle = HostedBot(config.name, host, self)
+            host.bots[config.name] = handle
+            host.add(config, token)
+            return handle
+
+    def evict(self, handle: HostedBot) -> None:
+        """End a hung bot: move its neighbours to a fresh host, then end the old host."""
+        with self._lock:
+            old = handle.host
+            old.bots.pop(handle.bot_id, None)
+            handle._end(f"killed with its host {old.name}")
+            self.store.claim_bot(handle.bot_id, host=f"(taken from {old.name})")  # fence it
+            neighbours = list(old.bots.values())
+            old.bots.clear()
+            self._forget(old)
+            if neighbours:
+                fresh = self._new_host(isolated=old.isolated)
+                for n in neighbours:
+                    row = self.store.get_bot(n.bot_id)
+                    if row is None:
+                        n._end("its row is gone")
+                        continue
+                    config = stored_config(row)
+                    token = self.store.claim_bot(n.bot_id, host=fresh.name)
+                    n.host, n.reported_running = fresh, False
+                    fresh.bots[n.bot_id] = n
+                    fresh.add(config, token)
+                    if not old.isolated:
+                        self._by_symbol[config.symbol] = fresh
+                log.warning("%s: bot %s hung; moved %d other bot(s) to %s", old.name,
+                            handle.bot_id, len(neighbours), fresh.name)
+        old.kill()
+
+    def stop_all(self, timeout: float) -> None:
+        """Stop every host at once and wait for all (a bot finishes its candle first)."""
+        with self._lock:
+            hosts = [h for h in self._all if h.alive]
+        for h in hosts:
+            h.request_stop()
+        deadline = time.monotonic() + timeout
+        for h in hosts:
+            if not h.wait(max(0.0, deadline - time.monotonic())):
+                log.warning("%s did not stop within %.1f s; killing it", h.name, timeout)
+                h.kill()
+        with self._lock:
+            for h in hosts:
+                for handle in list(h.bots.values()):
+                    handle._end(None)
+                h.bots.clear()
+                self._forget(h)
+
+    def host_of(self) -> dict[str, str]:
+        """The host each running bot is on."""
+        with self._lock:
+            return {b: h.name for h in self._all for b in h.bots}

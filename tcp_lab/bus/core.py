@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -99,6 +99,35 @@ class Bus:
         >>> bus.publish(system_channel(), event)  # doctest: +SKIP
         0
         """
+        payload = self._payload(channel, message)
+        raw = self._parsed.prefix + channel
+        return int(self._call(lambda: self._client.publish(raw, payload), f"publish to {channel}"))
+
+    def publish_many(self, items: Sequence[tuple[str, BaseMessage]]) -> None:
+        """Send several messages in one round trip (a pipeline), in order.
+
+        Checked as :meth:`publish` (all before any is sent); a dropped
+        connection is retried with backoff, the whole pipeline again.
+
+        Examples
+        --------
+        >>> bus.publish_many([(signals_channel("b1"), s1),  # doctest: +SKIP
+        ...                   (signals_channel("b2"), s2)])
+        """
+        payloads = [(self._parsed.prefix + channel, self._payload(channel, message))
+                    for channel, message in items]
+        if not payloads:
+            return
+
+        def send() -> object:
+            pipe = self._client.pipeline(transaction=False)
+            for raw, payload in payloads:
+                pipe.publish(raw, payload)
+            return pipe.execute()
+
+        self._call(send, f"publish {len(payloads)} messages")
+
+    def _payload(self, channel: str, message: BaseMessage) -> str:
         check_channel(channel)
         payload = encode(message)  # MessageError (a DataError) for non-messages
         expected = CHANNEL_MESSAGE_TYPES.get(channel_family(channel))
@@ -109,8 +138,7 @@ class Bus:
                 hint="use the channel helpers: market_channel, trades_channel, "
                 "signals_channel, status_channel, system_channel",
             )
-        raw = self._parsed.prefix + channel
-        return int(self._call(lambda: self._client.publish(raw, payload), f"publish to {channel}"))
+        return payload
 
     def subscribers(self, channel: str) -> int:
         """How many subscriptions listen to ``channel`` itself (Redis ``PUBSUB NUMSUB``).
@@ -326,7 +354,8 @@ class Bus:
         )
 
 
-def open_bus(url: str | None = None, *, backoff: Backoff | None = None) -> Bus:
+def open_bus(url: str | None = None, *, backoff: Backoff | None = None,
+             check: bool = True) -> Bus:
     """Open the message bus at ``url`` and check that its server answers.
 
     Parameters
@@ -339,6 +368,10 @@ def open_bus(url: str | None = None, *, backoff: Backoff | None = None) -> Bus:
     backoff
         Retry/reconnect policy (default :class:`Backoff()`: 4 tries for
         publish, 0.1 s doubling up to 10 s between reconnect attempts).
+    check
+        Ping the server now (default). ``False`` returns a bus at once even
+        when the server is down (a bot host starts anyway and works from the
+        store; its calls fail until the server is back).
 
     Returns
     -------
@@ -362,6 +395,8 @@ def open_bus(url: str | None = None, *, backoff: Backoff | None = None) -> Bus:
         url = load_settings().redis_url
     parsed = parse_bus_url(url)
     bus = Bus(create_client(parsed), parsed, backoff=backoff or Backoff())
+    if not check:  # the caller copes with a server that is down for now
+        return bus
     try:
         bus.ping()
     except BaseException:

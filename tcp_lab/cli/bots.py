@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -208,6 +209,25 @@ def _stop(args: argparse.Namespace) -> int:
                          hint="is `tcp-lab bots serve` running?")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _bot_log_lines(folder: Path, bot: str) -> list[str]:
+    """The lines of the host logs that name ``bot`` (hosts log many bots), oldest first."""
+    import re
+
+    word = re.compile(rf"(?<![\w.-]){re.escape(bot)}(?![\w.-])")
+    found: list[str] = []
+    for path in folder.glob("host-*.log"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found.extend(line for line in text.splitlines() if word.search(line))
+    return sorted(found)  # each line starts with its time
+
+
 def _logs(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -218,10 +238,11 @@ def _logs(args: argparse.Namespace) -> int:
         row = store.get_bot(args.name)
         if row is None:
             raise DataError(f"no bot {args.name!r} in the store", hint="see `tcp-lab bots list`")
-        path = settings.home / "logs" / "bots" / f"{args.name}.log"
-        if path.is_file():
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-            print(f"== {path} (last {args.n} lines)")
+        folder = settings.home / "logs" / "bots"
+        lines = _bot_log_lines(folder, args.name)
+        if lines:
+            print(f"== {folder}/host-*.log: the last {min(args.n, len(lines))} lines about "
+                  f"{args.name}")
             print("\n".join(lines[-args.n:]))
         if row["last_error"]:
             print(f"== last error: {row['last_error']}")
@@ -261,15 +282,17 @@ def _serve(args: argparse.Namespace) -> int:
 
     policy = RestartPolicy(heartbeat_interval=args.heartbeat_interval,
                            hang_timeout=args.hang_timeout, max_lag=args.max_lag)
-    manager = BotManager(runner=args.runner, policy=policy, poll_interval=args.poll_interval,
-                         config_dir=args.config_dir)
+    manager = BotManager(runner=args.runner, hosts=args.hosts, policy=policy,
+                         poll_interval=args.poll_interval, config_dir=args.config_dir)
     try:
         manager.acquire_lease()  # a second manager fails here, before it prints its banner
     except BaseException:
         manager.stop()
         raise
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
-    print(f"bots manager: {manager.runner.kind} runner on {manager.store.url} and "
+    hosts = getattr(manager.runner, "hosts", 1)
+    where = "host threads" if manager.runner.kind == "thread" else "host processes"
+    print(f"bots manager: bots in up to {hosts} shared {where} on {manager.store.url} and "
           f"{manager.bus.url} (Ctrl-C stops)", file=sys.stderr)
     manager.serve()
     return 0
@@ -317,7 +340,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sv = cmds.add_parser("serve", help="run the bot manager (a service; Ctrl-C stops it)")
     sv.add_argument("--runner", choices=("auto", "thread", "process"), default="auto",
-                    help="bots as threads or processes (auto: processes on PostgreSQL+Redis)")
+                    help="bot hosts as threads of this process or as processes (auto: "
+                         "processes on PostgreSQL+Redis)")
+    sv.add_argument("--hosts", type=_positive_int, default=None, metavar="N",
+                    help="shared bot hosts at most; bots of a symbol share one (default: the "
+                         "core count for processes, 1 thread)")
     sv.add_argument("--config-dir", default=None, help="where bot configs live")
     sv.add_argument("--poll-interval", type=float, default=0.5, help="seconds between checks")
     sv.add_argument("--heartbeat-interval", type=float, default=5.0,

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Dialect
 
+from tcp_lab.errors import ServiceError
 from tcp_lab.store._lease import Lease
 
 __all__ = ["Backend", "Tx", "Columns", "RowsWrite", "UNIX_EPOCH", "upsert_from", "rows_from",
@@ -52,6 +53,10 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def execute_sql(self, sql: str, params: Any) -> None:
         """Run SQL text already compiled for this backend (see :meth:`Backend.compile`)."""
+
+
+class FencedOut(ServiceError):
+    """A records transaction named a bot whose fencing token is no longer current."""
 
 
 @dataclass(frozen=True)
@@ -160,14 +165,31 @@ class Backend(abc.ABC):
         self.run_statements([(compiled[0], self.bind(compiled, values))],
                             what=f"write {table.name}")
 
-    def write_rows(self, writes: Sequence[RowsWrite], *, what: str) -> None:
+    def write_rows(self, writes: Sequence[RowsWrite], *, what: str,
+                   fence: Mapping[str, int] | None = None) -> None:
         """Write several tables' rows in one transaction: all of them or none.
 
         Each :class:`RowsWrite` is one statement with a multi-row ``VALUES``,
-        compiled once per shape (table, columns, row count).
+        compiled once per shape (table, columns, row count). ``fence`` maps
+        bot ids to the tokens this writer holds in ``bot_owners``: the
+        transaction fails (nothing written) unless every one is still current.
         """
         statements = [self._rows_statement(w) for w in writes if w.rows]
+        if fence and statements:
+            statements.insert(0, self.fence_statement(fence))
         self.run_statements(statements, what=what)
+
+    def fence_statement(self, fence: Mapping[str, int]) -> tuple[str, Any]:
+        """A statement that locks the bots' ``bot_owners`` rows and fails unless each
+        holds its token (PostgreSQL: the row locks make a concurrent claim wait for
+        this transaction; a failed check divides by zero)."""
+        pairs = sorted(fence.items())
+        rows = ", ".join(["(CAST(%s AS TEXT), CAST(%s AS BIGINT))"] * len(pairs))
+        sql = (f"WITH v(bot_id, token) AS (VALUES {rows}), held AS ("
+               "UPDATE bot_owners AS o SET token = o.token FROM v "
+               "WHERE o.bot_id = v.bot_id AND o.token = v.token RETURNING 1) "
+               f"SELECT 1 / CAST((SELECT count(*) FROM held) = {len(pairs)} AS INTEGER)")
+        return sql, [x for b, t in pairs for x in (b, int(t))]
 
     def run_statements(self, statements: Sequence[tuple[str, Any]], *, what: str) -> None:
         """Run compiled statements (SQL text and bound parameters) in one transaction."""

@@ -36,7 +36,7 @@ from tcp_lab.timeframes import TS_DTYPE
 if TYPE_CHECKING:
     from tcp_lab.store._backend import Backend
 
-__all__ = ["BotsMixin", "BOT_FIELDS"]
+__all__ = ["BotsMixin", "BOT_FIELDS", "bot_candle_record"]
 
 #: Fields :meth:`BotsMixin.update_bot` accepts.
 BOT_FIELDS = ("name", "strategy", "config_path", "status", "heartbeat", "last_candle_ts",
@@ -294,37 +294,71 @@ class BotsMixin:
         one transaction (group commit); the call returns once its own rows
         are committed.
         """
-        bot_id, when = check_name(bot_id, "bot_id"), py_time(utc(ts, "ts"))
-        record: dict[str, Any] = {
-            "signal": {"bot_id": bot_id, "ts": when, "action": check_name(action, "action"),
-                       "confidence": _number(confidence, "confidence", optional=True),
-                       "price": _number(price, "price", optional=True),
-                       "indicators": dumps_json(indicators, "indicators")},
-            "performance": {"bot_id": bot_id, "ts": when, "cash": _number(cash, "cash"),
-                            "position": _number(position, "position"),
-                            "equity": _number(equity, "equity")},
-            "bot": {"id": bot_id, "last_candle_ts": when,
-                    "state": _state_json(state), "updated_at": py_time(_now())},
-            "trades": [_fill_row(bot_id, when, seq, f) for seq, f in enumerate(fills)],
-        }
+        record = bot_candle_record(
+            bot_id, ts, action=action, confidence=confidence, price=price,
+            indicators=indicators, fills=fills, cash=cash, position=position, equity=equity,
+            state=state)
         if not self._backend.group_writes:
-            return self._write_bot_candles([record])
+            self.write_bot_candles([record])
+            return
         group = self.__dict__.get("_bot_candle_group")
         if group is None:
             group = self.__dict__.setdefault("_bot_candle_group",
-                                             GroupCommit(self._write_bot_candles))
+                                             GroupCommit(self.write_bot_candles))
         group.submit(record)
 
-    def _write_bot_candles(self, records: list[dict[str, Any]]) -> None:
-        """Several bots' candles in one transaction (one candle per bot in each)."""
-        for batch in _one_per_bot(records):
-            trades = [t for r in batch for t in r["trades"]]
-            self._backend.write_rows([
-                RowsWrite(S.signals, [r["signal"] for r in batch]),
-                RowsWrite(S.trades, trades),
-                RowsWrite(S.bot_performance, [r["performance"] for r in batch]),
-                RowsWrite(S.bots, [r["bot"] for r in batch], update_only=True),
-            ], what="write bots' candles")
+    def write_bot_candles(self, records: Sequence[Mapping[str, Any]],
+                          tokens: Mapping[str, int] | None = None) -> set[str]:
+        """Write many bots' candles (:func:`bot_candle_record`): one transaction per
+        batch holding at most one candle per bot (one in all, in the normal course).
+
+        With ``tokens`` (bot id -> the fencing token from :meth:`claim_bot`), each
+        transaction first checks that every token is still current: the records of
+        a bot claimed since by another writer are left out (never written), and the
+        others are written.
+
+        Returns
+        -------
+        set of str
+            The bots whose records were left out because their token was stale.
+        """
+        lost: set[str] = set()
+        for batch in _one_per_bot(list(records)):
+            by_bot = {r["bot"]["id"]: r for r in batch if r["bot"]["id"] not in lost}
+            lost |= self._fenced_write(by_bot, tokens, self._write_batch)
+        return lost
+
+    def _write_batch(self, by_bot: Mapping[str, Mapping[str, Any]],
+                     fence: Mapping[str, int] | None) -> None:
+        batch = list(by_bot.values())
+        trades = [t for r in batch for t in r["trades"]]
+        self._backend.write_rows([
+            RowsWrite(S.signals, [r["signal"] for r in batch]),
+            RowsWrite(S.trades, trades),
+            RowsWrite(S.bot_performance, [r["performance"] for r in batch]),
+            RowsWrite(S.bots, [r["bot"] for r in batch], update_only=True),
+        ], what="write bots' candles", fence=fence)
+
+
+def bot_candle_record(bot_id: str, ts: object, *, action: str, confidence: float | None,
+                      price: float | None, indicators: Mapping[str, Any] | None,
+                      fills: Sequence[Mapping[str, Any]] = (), cash: float, position: float,
+                      equity: float, state: Mapping[str, Any] | str) -> dict[str, Any]:
+    """What :meth:`BotsMixin.record_bot_candle` writes, checked, for
+    :meth:`BotsMixin.write_bot_candles` (the arguments are the same)."""
+    bot_id, when = check_name(bot_id, "bot_id"), py_time(utc(ts, "ts"))
+    return {
+        "signal": {"bot_id": bot_id, "ts": when, "action": check_name(action, "action"),
+                   "confidence": _number(confidence, "confidence", optional=True),
+                   "price": _number(price, "price", optional=True),
+                   "indicators": dumps_json(indicators, "indicators")},
+        "performance": {"bot_id": bot_id, "ts": when, "cash": _number(cash, "cash"),
+                        "position": _number(position, "position"),
+                        "equity": _number(equity, "equity")},
+        "bot": {"id": bot_id, "last_candle_ts": when,
+                "state": _state_json(state), "updated_at": py_time(_now())},
+        "trades": [_fill_row(bot_id, when, seq, f) for seq, f in enumerate(fills)],
+    }
 
 
 def _fill_row(bot_id: str, when: Any, seq: int, fill: Mapping[str, Any]) -> dict[str, Any]:
@@ -351,9 +385,9 @@ def _state_json(state: Mapping[str, Any] | str) -> str | None:
     return _bot_field("state", state)  # type: ignore[return-value]
 
 
-def _one_per_bot(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def _one_per_bot(records: list[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
     """Split ``records`` in order so that no bot appears twice in a batch."""
-    batches: list[list[dict[str, Any]]] = [[]]
+    batches: list[list[Mapping[str, Any]]] = [[]]
     seen: set[str] = set()
     for r in records:
         if r["bot"]["id"] in seen:

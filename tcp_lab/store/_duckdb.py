@@ -37,6 +37,7 @@ from tcp_lab.settings import redact_url
 from tcp_lab.store._backend import (
     Backend,
     Columns,
+    FencedOut,
     RowsWrite,
     Tx,
     column_kind,
@@ -345,7 +346,8 @@ class DuckDBBackend(Backend):
         with self._staged(table, data) as tx:
             tx.execute(stmt)
 
-    def write_rows(self, writes: Sequence[RowsWrite], *, what: str) -> None:
+    def write_rows(self, writes: Sequence[RowsWrite], *, what: str,
+                   fence: Mapping[str, int] | None = None) -> None:
         """Each table's rows as one registered Arrow relation (no per-value parameters).
 
         DuckDB pays for every statement and every bound parameter, but little
@@ -359,18 +361,31 @@ class DuckDBBackend(Backend):
             return
         relations = [_arrow_rows(w) for w in writes]
         try:
-            self._write_relations(writes, relations, conflict=False, what=what)
+            self._write_relations(writes, relations, conflict=False, what=what, fence=fence)
         except DataError:  # a key exists: this is a replay, rewrite the rows
-            self._write_relations(writes, relations, conflict=True, what=what)
+            self._write_relations(writes, relations, conflict=True, what=what, fence=fence)
+
+    def fence_statement(self, fence: Mapping[str, int]) -> tuple[str, Any]:
+        """How many of the tokens ``fence`` names are still current (read under the
+        write lock, which every claim takes too: one process writes a DuckDB file)."""
+        pairs = sorted(fence.items())
+        rows = ", ".join(["(CAST(? AS VARCHAR), CAST(? AS BIGINT))"] * len(pairs))
+        sql = (f"SELECT count(*) FROM bot_owners AS o JOIN (VALUES {rows}) AS v(bot_id, token) "
+               "ON o.bot_id = v.bot_id AND o.token = v.token")
+        return sql, [x for b, t in pairs for x in (b, int(t))]
 
     def _write_relations(self, writes: Sequence[RowsWrite], relations: Sequence[pa.Table], *,
-                         conflict: bool, what: str) -> None:
+                         conflict: bool, what: str, fence: Mapping[str, int] | None) -> None:
         names = [f"{_STAGING}_{i}" for i in range(len(writes))]
         cur = self._cursor()  # the transaction's; registrations belong to it
         for name, relation in zip(names, relations, strict=True):
             cur.register(name, relation)
         try:
             with self._transaction(write=True, what=what) as tx:
+                if fence:
+                    held = tx.cur.execute(*self.fence_statement(fence)).fetchone()[0]
+                    if held != len(fence):
+                        raise FencedOut(f"{what}: a bot's fencing token is no longer current")
                 for name, write in zip(names, writes, strict=True):
                     tx.cur.execute(self._relation_sql(name, write, conflict))
         finally:

@@ -30,6 +30,8 @@ __all__ = [
     "signals",
     "trades",
     "bot_performance",
+    "bot_owners",
+    "bot_corrections",
     "schema_version",
     "DATA_TABLES",
     "Migration",
@@ -195,6 +197,34 @@ bot_performance = sa.Table(
     sa.PrimaryKeyConstraint("bot_id", "ts", name="bot_performance_pkey"),
 )
 
+#: Which host may write each bot's records: a fencing token, raised by every launch.
+#: A host's records transaction checks its token (:meth:`Store.write_bot_candles`), so
+#: a host that lost the bot (an orphan, a hung host) can never write after the next one.
+bot_owners = sa.Table(
+    "bot_owners",
+    metadata,
+    sa.Column("bot_id", KeyText, primary_key=True),
+    sa.Column("token", sa.BigInteger(), nullable=False),
+    sa.Column("host", sa.Text()),
+    _ts("claimed_at", nullable=False),
+)
+
+#: A candle corrected (late trades) after a bot had processed it: what the bot decided
+#: then, and what it would have decided on the corrected candle. Fills are not rewritten.
+bot_corrections = sa.Table(
+    "bot_corrections",
+    metadata,
+    sa.Column("bot_id", KeyText, nullable=False),
+    _ts("ts", nullable=False),
+    _ts("seen_at", nullable=False),
+    sa.Column("action", sa.Text()),
+    sa.Column("corrected_action", sa.Text(), nullable=False),
+    _float("close", nullable=True),
+    _float("corrected_close"),
+    sa.Column("detail", sa.Text()),
+    sa.PrimaryKeyConstraint("bot_id", "ts", name="bot_corrections_pkey"),
+)
+
 #: One row per applied migration.
 schema_version = sa.Table(
     "schema_version",
@@ -258,6 +288,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _unindexed_raw_trades),
     Migration(3, "bot fills: several per candle (seq), and the reason each filled",
               _fills_in_sequence),
+    Migration(4, "bot hosts: fencing tokens (bot_owners) and late-trade corrections",
+              _create([bot_owners, bot_corrections])),
 )
 
 #: The version a fully migrated database has.

@@ -30,6 +30,7 @@ from tcp_lab.store._convert import (
     trade_columns,
     utc,
 )
+from tcp_lab.store._hosting import HostingMixin
 from tcp_lab.store._lease import Lease
 from tcp_lab.timeframes import (
     CANDLE_COLUMNS,
@@ -47,7 +48,7 @@ _TABLES = sa.table("tables", sa.column("table_name"), sa.column("table_schema"),
                    schema="information_schema")
 
 
-class Store(BotsMixin):
+class Store(BotsMixin, HostingMixin):
     """Candles, raw trades and bot records in DuckDB or PostgreSQL.
 
     Open one with :func:`tcp_lab.store.open_store`; use it as a context manager

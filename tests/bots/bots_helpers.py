@@ -108,6 +108,23 @@ class FakeStore:
             state = json.loads(state)
         self.update_bot(bot_id, last_candle_ts=ts, state=state)
 
+    def write_bot_candles(self, records, tokens=None):
+        """What a bot host writes: records built by ``tcp_lab.store.bot_candle_record``."""
+        for r in records:
+            sig, perf, bot = r["signal"], r["performance"], r["bot"]
+            ts = pd.Timestamp(sig["ts"])
+            self.record_bot_candle(
+                sig["bot_id"], ts, action=sig["action"], confidence=sig["confidence"],
+                price=sig["price"], indicators=json.loads(sig["indicators"] or "null"),
+                fills=r["trades"], cash=perf["cash"], position=perf["position"],
+                equity=perf["equity"], state=bot["state"])
+        return set()
+
+    def heartbeat_bots(self, bot_ids, now=None, tokens=None):
+        for bot_id in bot_ids:
+            self.update_bot(bot_id, heartbeat=now)
+        return set()
+
     def _frame(self, table: dict, bot_id: str) -> pd.DataFrame:
         rows = sorted((k[1:], v) for k, v in table.items() if k[0] == bot_id)
         index = pd.DatetimeIndex([k[0] for k, _ in rows], dtype=TS_DTYPE, name="ts")

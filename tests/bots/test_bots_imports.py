@@ -12,7 +12,7 @@ ROOT = Path(__file__).parents[2]
 def test_bots_load_neither_vectorbt_nor_ccxt_nor_the_backtest():
     code = (
         "import sys\n"
-        "import tcp_lab.bots, tcp_lab.bots.bot, tcp_lab.bots.manager, tcp_lab.bots.worker\n"
+        "import tcp_lab.bots, tcp_lab.bots.bot, tcp_lab.bots.manager, tcp_lab.bots.host_process\n"
         "import tcp_lab.cli.bots\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('vectorbt', 'ccxt')\n"
         "             or m.startswith('tcp_lab.backtest') or m.startswith('tcp_lab.data'))\n"

@@ -176,7 +176,8 @@ def test_a_stuck_bot_is_restarted(env, monkeypatch):
     with BotManager(store, bus, policy=FAST, poll_interval=0.1) as manager:
         manager.start_bot(make_config("stuck", **CROSS))
         wait_until(lambda: caught_up(store, "stuck", candles.index[9]), what="start")
-        monkeypatch.setattr(Bot, "catch_up", lambda self, extra=None: [])  # alive, no progress
+        # alive, no progress
+        monkeypatch.setattr(Bot, "catch_up", lambda self, extra=None, **kw: [])
         monkeypatch.setattr(Bot, "process_candle", lambda self, candle: [])
         feed(store, bus, candles.iloc[10:])
         row = wait_until(lambda: (r := store.get_bot("stuck"))["restart_count"] >= 1 and r,

@@ -61,15 +61,30 @@ class FakeMonotonic:
         return self.t
 
 
-def test_hang_is_a_heartbeat_that_stops_changing():
+def test_hang_is_a_heartbeat_that_stops_changing_after_the_first_one():
     clock = FakeMonotonic()
-    live = Liveness(RestartPolicy(heartbeat_interval=1.0, hang_timeout=5.0), clock)
+    live = Liveness(RestartPolicy(heartbeat_interval=1.0, hang_timeout=5.0,
+                                  start_timeout=60.0), clock)
+    assert live.hung(None) is None  # the row as it was before the start
+    clock.t = 30.0
+    assert live.hung(None) is None  # starting (e.g. a host restoring many bots): no hang yet
+    assert live.hung(minutes(0)) is None  # its first heartbeat: the hang timer starts
+    clock.t = 34.0
     assert live.hung(minutes(0)) is None
-    clock.t = 4.0
-    assert live.hung(minutes(0)) is None
-    clock.t = 6.0
+    clock.t = 36.0
     assert "no heartbeat for 6.0 s" in live.hung(minutes(0))
     assert live.hung(minutes(1)) is None  # it beat again
+
+
+def test_a_bot_that_never_beats_did_not_start():
+    clock = FakeMonotonic()
+    live = Liveness(RestartPolicy(heartbeat_interval=1.0, hang_timeout=5.0,
+                                  start_timeout=60.0), clock)
+    assert live.hung(minutes(0)) is None  # an old heartbeat from a previous run
+    clock.t = 59.0
+    assert live.hung(minutes(0)) is None
+    clock.t = 61.0
+    assert "did not start: no heartbeat for 61.0 s" in live.hung(minutes(0))
 
 
 def test_stuck_is_lag_without_progress():
@@ -85,6 +100,8 @@ def test_stuck_is_lag_without_progress():
 
 
 def test_invalid_policies():
+    with pytest.raises(ConfigError):
+        RestartPolicy(start_timeout=0)
     with pytest.raises(ConfigError):
         RestartPolicy(heartbeat_interval=5.0, hang_timeout=2.0)
     with pytest.raises(ConfigError):

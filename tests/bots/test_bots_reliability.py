@@ -96,42 +96,52 @@ def pg_store(postgres_url):
         yield store
 
 
-def test_kill_9_a_bot_process_loses_and_duplicates_nothing(pg_store, postgres_url, redis_url,
-                                                            tmp_path):
+def test_kill_9_of_hosts_loses_and_duplicates_nothing(pg_store, postgres_url, redis_url,
+                                                     tmp_path):
+    """An isolated bot's host dies alone; a shared host's death restarts its bots only."""
     candles = make_candles(90, seed=21, volatility=2.0)
     pg_store.save_candles(candles.iloc[:20], EXCHANGE, SYMBOL, TIMEFRAME)
-    victim, other = make_config("victim", **CROSS), make_config("other", **CROSS)
-    manager = BotManager(postgres_url, redis_url, runner="process", policy=PROC,
+    victim = make_config("victim", isolation="process", **CROSS)
+    shared = [make_config("other", **CROSS), make_config("other2", **CROSS)]
+    manager = BotManager(postgres_url, redis_url, runner="process", hosts=2, policy=PROC,
                          poll_interval=0.2, log_dir=tmp_path).start()
+    names = ("victim", "other", "other2")
     try:
-        manager.start_bot(victim)
-        manager.start_bot(other)
+        for config in (victim, *shared):
+            manager.start_bot(config)
         assert manager.runner.kind == "process"
-        wait_until(lambda: all(pg_store.get_bot(b)["status"] == "running"
-                               for b in ("victim", "other")), what="both running")
+        wait_until(lambda: all(pg_store.get_bot(b)["status"] == "running" for b in names),
+                   what="all running")
+        pids = manager.pids()
+        assert pids["other"] == pids["other2"] != pids["victim"]  # one host per symbol
         feeder = Feeder(pg_store, redis_url, candles.iloc[20:])
         feeder.start()
         wait_until(lambda: reached(pg_store, "victim", candles.index[40]), what="mid-run",
                    timeout=60)
-        pid, other_pid = manager.pids()["victim"], manager.pids()["other"]
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pids["victim"], signal.SIGKILL)
         killed = time.monotonic()
-        wait_until(lambda: manager.pids().get("victim") not in (None, pid), what="a new worker")
+        wait_until(lambda: manager.pids().get("victim") not in (None, pids["victim"]),
+                   what="a new host")
         wait_until(lambda: pg_store.get_bot("victim")["status"] == "running", what="running")
         back = time.monotonic() - killed
+        assert manager.pids()["other"] == pids["other"]  # the shared host never noticed
+        wait_until(lambda: reached(pg_store, "other", candles.index[60]), what="later",
+                   timeout=60)
+        os.kill(pids["other"], signal.SIGKILL)  # the shared host: both its bots
+        wait_until(lambda: all(manager.pids().get(b) not in (None, pids["other"])
+                               for b in ("other", "other2")), what="a new shared host")
         feeder.join(60)
-        for bot in ("victim", "other"):
+        for bot in names:
             wait_until(lambda b=bot: caught_up(pg_store, b, candles.index[-1]), what=bot)
-        row = pg_store.get_bot("victim")
-        assert row["restart_count"] == 1 and "SIGKILL" in row["last_error"]
+        for bot in names:
+            row = pg_store.get_bot(bot)
+            assert row["restart_count"] == 1 and "SIGKILL" in row["last_error"], row
         assert back < 15.0, f"the bot took {back:.1f} s to come back"
-        assert pg_store.get_bot("other")["restart_count"] == 0
-        assert manager.pids()["other"] == other_pid  # the other bot never noticed
     finally:
         if "feeder" in locals():
             feeder.join(60)
         manager.stop()
-    for config in (victim, other):
+    for config in (victim, *shared):
         assert_like_one_run(pg_store, config.name, config, candles)
 
 
@@ -177,10 +187,10 @@ def test_killed_manager_is_restarted_and_restores_its_bots(pg_store, postgres_ur
         feeder.start()
         wait_until(lambda: reached(pg_store, "bot0", candles.index[35]), what="mid-run")
         workers = _children(first.pid)
-        assert len(workers) == 2
+        assert len(workers) == 1  # both bots trade one symbol: one host
         first.kill()
         first.wait(10)
-        # orphaned workers notice within a fraction of a second and exit
+        # the orphaned host's stdin closes with the manager: it stops its bots and exits
         wait_until(lambda: not any(Path(f"/proc/{w}").exists() and "Z" not in
                                    Path(f"/proc/{w}/stat").read_text().split()[2]
                                    for w in workers), timeout=10, what="orphans to exit")
@@ -214,7 +224,7 @@ class FakeClock:
         return self.now
 
 
-def test_failing_strategy_in_a_process_fails_after_four_crashes(pg_store, postgres_url,
+def test_failing_strategy_in_a_shared_host_fails_alone_after_four_crashes(pg_store, postgres_url,
                                                                  redis_url, tmp_path):
     candles = make_candles(40, seed=23, volatility=2.0)
     pg_store.save_candles(candles, EXCHANGE, SYMBOL, TIMEFRAME)
@@ -245,11 +255,12 @@ def test_failing_strategy_in_a_process_fails_after_four_crashes(pg_store, postgr
             assert "failing" not in manager.pids()
         finally:
             manager.stop()
-    assert (tmp_path / "failing.log").read_text().count("deliberate failure") >= 4
+    logs = "".join(p.read_text() for p in tmp_path.glob("host-*.log"))
+    assert logs.count("deliberate failure") >= 4  # in the log of the host it shares
 
 
-def test_bots_survive_a_redis_restart_and_catch_up_from_the_store(pg_store, postgres_url,
-                                                                  own_redis, tmp_path):
+def test_bots_survive_a_redis_outage_and_a_host_started_during_it(pg_store, postgres_url,
+                                                                own_redis, tmp_path):
     candles = make_candles(90, seed=24, volatility=2.0)
     pg_store.save_candles(candles.iloc[:20], EXCHANGE, SYMBOL, TIMEFRAME)
     configs = [make_config(f"r{i}", **CROSS) for i in range(2)]
@@ -265,16 +276,26 @@ def test_bots_survive_a_redis_restart_and_catch_up_from_the_store(pg_store, post
             wait_until(lambda n=c.name: caught_up(pg_store, n, candles.index[39]), what="live")
         own_redis.stop()
         # the collector keeps storing while the bus is down
-        pg_store.save_candles(candles.iloc[40:60], EXCHANGE, SYMBOL, TIMEFRAME)
+        pg_store.save_candles(candles.iloc[40:50], EXCHANGE, SYMBOL, TIMEFRAME)
         time.sleep(1.0)
+        # a host that starts while Redis is down starts anyway and runs from the store
+        host = manager.pids()["r0"]
+        os.kill(host, signal.SIGKILL)
+        wait_until(lambda: all(manager.pids().get(c.name) not in (None, host) for c in configs),
+                   what="a new host while Redis is down")
+        pg_store.save_candles(candles.iloc[50:60], EXCHANGE, SYMBOL, TIMEFRAME)
+        for c in configs:
+            wait_until(lambda n=c.name: caught_up(pg_store, n, candles.index[59]),
+                       what="caught up from the store")
         own_redis.start()
         Feeder(pg_store, own_redis.url, candles.iloc[60:]).run()
         for c in configs:
             wait_until(lambda n=c.name: caught_up(pg_store, n, candles.index[-1]),
                        what="caught up")
-            assert pg_store.get_bot(c.name)["restart_count"] == 0
-        logs = "".join((tmp_path / f"{c.name}.log").read_text() for c in configs)
-        assert "reconnect attempt" in logs
+            row = pg_store.get_bot(c.name)
+            assert row["restart_count"] == 1 and row["status"] == "running", row
+        logs = "".join(p.read_text() for p in tmp_path.glob("host-*.log"))
+        assert "reconnect attempt" in logs and "cannot subscribe" in logs
     finally:
         manager.stop()
     for c in configs:

@@ -1,9 +1,6 @@
-"""A bot's NumPy window, the shared candle feed and the warm-up before the first candle."""
+"""A bot's NumPy window and the warm-up before the first candle."""
 
 from __future__ import annotations
-
-import threading
-import uuid
 
 import numpy as np
 import pandas as pd
@@ -13,8 +10,7 @@ from hypothesis import strategies as st
 
 from tcp_lab.bots import Bot
 from tcp_lab.bots import window as W
-from tcp_lab.bots.feed import CandleFeed
-from tcp_lab.bus import CandleMessage, TradesMessage, market_channel, open_bus, trades_channel
+from tcp_lab.bus import CandleMessage
 from tcp_lab.strategies import candle_arrays
 from tcp_lab.testing import make_candles
 
@@ -43,78 +39,6 @@ def test_rows_are_views_and_an_empty_window_has_no_last_time():
     part = W.rows(w, 2, 5)
     assert np.shares_memory(part["close"], w["close"]) and len(part["ts"]) == 3
     assert W.last_ts(W.rows(w, 0, 0)) is None
-
-
-def test_the_feed_subscribes_once_and_fans_out(monkeypatch):
-    bus = open_bus(f"memory://feed-{uuid.uuid4().hex[:8]}")
-    subscribe = bus.subscribe
-    opened = []
-
-    def counting(*channels, **kw):
-        opened.append(channels)
-        return subscribe(*channels, **kw)
-
-    monkeypatch.setattr(bus, "subscribe", counting)
-    feed = CandleFeed(bus)
-    got: dict[str, list] = {"a": [], "b": []}
-    both = threading.Event()
-
-    def boom(_msg):
-        raise RuntimeError("a bad handler")
-
-    def receiver(key):
-        def put(msg):
-            got[key].append(msg)
-            if got["a"] and got["b"]:
-                both.set()
-        return put
-
-    channel = market_channel(SYMBOL)
-    subs = [feed.subscribe(channel, handler=boom), feed.subscribe(channel, handler=receiver("a")),
-            feed.subscribe(channel, handler=receiver("b"))]
-    assert len(opened) == 1                      # one bus subscription for three listeners
-    msg = _messages(make_candles(1))[0]
-    bus.publish(channel, msg)
-    assert both.wait(5)
-    assert got["a"] == got["b"] == [msg]         # the raising handler starved nobody
-    for s in subs:
-        s.close()
-    assert not feed._channels                    # the last listener closed the subscription
-    bus.close()
-
-
-def test_channels_asked_for_together_share_a_subscription_and_keep_their_order(monkeypatch):
-    bus = open_bus(f"memory://feed-{uuid.uuid4().hex[:8]}")
-    subscribe = bus.subscribe
-    opened = []
-    monkeypatch.setattr(bus, "subscribe", lambda *c, **kw: opened.append(c) or subscribe(*c, **kw))
-    feed = CandleFeed(bus)
-    pair = (market_channel(SYMBOL), trades_channel(SYMBOL))
-    got: list = []
-    done = threading.Event()
-
-    def put(msg):
-        got.append(msg)
-        if len(got) == 40:
-            done.set()
-
-    subs = [feed.subscribe(*pair, handler=put), feed.subscribe(*pair, handler=lambda m: None),
-            feed.subscribe(pair[0], handler=lambda m: None)]
-    assert opened == [pair, pair[:1]]  # one per set of channels
-    sent = []
-    for i, candle in enumerate(_messages(make_candles(20, seed=3))):
-        batch = TradesMessage.from_arrays(exchange=EXCHANGE, symbol=SYMBOL, stream="s", seq=i,
-                                          times=[candle.ts.value // 1000], prices=[candle.close],
-                                          amounts=[1.0])
-        for channel, msg in zip(pair[::-1], (batch, candle), strict=True):
-            bus.publish(channel, msg)
-            sent.append(msg)
-    assert done.wait(5)
-    assert got == sent  # each candle after its trades, as published
-    for sub in subs:
-        sub.close()
-    assert not feed._channels
-    bus.close()
 
 
 def test_warm_up_runs_the_strategy_and_keeps_the_stored_window():
