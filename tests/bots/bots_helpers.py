@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,26 @@ def assert_same_fills(bot_trades: pd.DataFrame, expected: pd.DataFrame, rtol: fl
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=col)
         ok = ~np.isnan(want)
         np.testing.assert_allclose(got[ok], want[ok], rtol=rtol, atol=0, err_msg=col)
+
+
+def wait_until(predicate, timeout=40.0, what="condition"):
+    """Poll ``predicate`` until it returns something true (returned), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def caught_up(store, bot_id, ts):
+    """The bot's stored last candle is ``ts``."""
+    row = store.get_bot(bot_id)
+    return row is not None and row["last_candle_ts"] == ts
+
+
+def reached(store, bot_id, ts):
+    """The bot's stored last candle is ``ts`` or later."""
+    row = store.get_bot(bot_id)
+    return row is not None and row["last_candle_ts"] is not None and row["last_candle_ts"] >= ts

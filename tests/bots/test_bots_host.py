@@ -4,10 +4,18 @@ fencing tokens, failures and hangs that stay with their bot, late-trade correcti
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
-from bots_helpers import EXCHANGE, SYMBOL, TIMEFRAME, FakeStore, assert_same_fills, make_config
+from bots_helpers import (
+    EXCHANGE,
+    SYMBOL,
+    TIMEFRAME,
+    FakeStore,
+    assert_same_fills,
+    caught_up,
+    make_config,
+    wait_until,
+)
 
 from tcp_lab.bots import Bot, BotManager, RestartPolicy
 from tcp_lab.bots.host import BotHost
@@ -20,19 +28,8 @@ FAST = RestartPolicy(backoff=0.05, backoff_max=0.2, heartbeat_interval=0.2, hang
                      max_lag=3, stuck_timeout=30.0)
 
 
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def caught_up(store, bot_id, ts):
-    row = store.get_bot(bot_id)
-    return row is not None and row["last_candle_ts"] == ts
 
 
 def messages(candles):

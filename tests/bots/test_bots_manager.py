@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pandas as pd
 import pytest
-from bots_helpers import EXCHANGE, SYMBOL, TIMEFRAME, make_config
+from bots_helpers import EXCHANGE, SYMBOL, TIMEFRAME, caught_up, make_config, wait_until
 
 from tcp_lab.bots import Bot, BotManager, RestartPolicy
 from tcp_lab.bots.control import FAILED_EVENT, SHUTDOWN_REASON, request_start, request_stop
@@ -30,14 +29,6 @@ class FakeClock:
         return self.now
 
 
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
@@ -53,9 +44,6 @@ def feed(store, bus, candles):
         bus.publish(market_channel(SYMBOL), msg)
 
 
-def caught_up(store, bot_id, ts):
-    row = store.get_bot(bot_id)
-    return row is not None and row["last_candle_ts"] == ts
 
 
 def test_start_and_stop_a_bot_from_its_config_file(env, tmp_path):

@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from bots_helpers import EXCHANGE, SYMBOL, TIMEFRAME, FakeStore, assert_same_fills, make_config
+from bots_helpers import (
+    EXCHANGE,
+    SYMBOL,
+    TIMEFRAME,
+    FakeStore,
+    assert_same_fills,
+    caught_up,
+    make_config,
+    reached,
+    wait_until,
+)
 
 from tcp_lab.bots import Bot, BotManager, RestartPolicy
 from tcp_lab.bots.control import FAILED_EVENT, SHUTDOWN_REASON, request_start
@@ -31,24 +41,10 @@ CROSS = {"strategy": "sma_cross", "parameters": {"fast": 3, "slow": 8}, "window_
 ROOT = Path(__file__).parents[2]
 
 
-def wait_until(predicate, timeout=40.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def caught_up(store, bot_id, ts):
-    row = store.get_bot(bot_id)
-    return row is not None and row["last_candle_ts"] == ts
 
 
-def reached(store, bot_id, ts):
-    row = store.get_bot(bot_id)
-    return row is not None and row["last_candle_ts"] is not None and row["last_candle_ts"] >= ts
 
 
 class Feeder(threading.Thread):
