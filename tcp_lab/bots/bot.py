@@ -62,7 +62,7 @@ from tcp_lab.bus import (
     status_channel,
 )
 from tcp_lab.errors import DataError, StrategyError, TcpLabError
-from tcp_lab.store import bot_candle_record
+from tcp_lab.store import JsonText, bot_candle_record
 from tcp_lab.strategies import Signal
 from tcp_lab.strategies.decision import frame_of, last_decision
 from tcp_lab.timeframes import parse_timeframe
@@ -271,7 +271,7 @@ class Bot:
         contiguous = (self._cache is not None and len(self._cache["ts"]) > 0
                       and self._last is not None
                       and int(self._cache["ts"][-1]) == self._last.value // 1000
-                      and candle.ts - self._last == self.timeframe.delta)
+                      and candle.ts.value - self._last.value == self.timeframe.us * 1000)
         if not contiguous:
             return self.catch_up(extra=candle)
         window = W.appended(self._cache, W.of_message(candle), self.window)
@@ -471,8 +471,8 @@ class Bot:
             acct = json.dumps(account.to_dict(), allow_nan=False, sort_keys=True)
         except ValueError as e:
             raise DataError(f"bot {self.id!r}: account cannot be stored ({e})") from None
-        return (f'{{"account": {acct}, "config": {self._config_json}, '
-                f'"version": {STATE_VERSION}}}')
+        return JsonText(f'{{"account": {acct}, "config": {self._config_json}, '
+                        f'"version": {STATE_VERSION}}}')
 
     # -- bus -----------------------------------------------------------------------------
     def _publish(self, channel: str, message: Any) -> None:

@@ -13,7 +13,9 @@ its supervision policy drives (``alive``, ``error``, ``stop``, ``kill``):
 
 Placement: bots of a symbol share a host (one subscription per symbol), the
 symbols spread over at most ``hosts`` shared hosts (the one with the fewest
-bots takes a new symbol); a bot whose config says ``"isolation": "process"``
+bots takes a new symbol). A symbol with more than :data:`SPLIT_AT` bots is
+spread over the hosts too (each host then decides for its share of them, in
+parallel with the others). A bot whose config says ``"isolation": "process"``
 gets a host of its own. Each launch claims the bot in the store
 (:meth:`~tcp_lab.store.Store.claim_bot`): the host writes for it only while
 that claim is the newest.
@@ -54,6 +56,8 @@ __all__ = ["BotHandle", "Runner", "HostRunner", "HostedBot", "record_crash"]
 log = logging.getLogger("tcp_lab.bots")
 #: A host process starts after a random delay of up to this many seconds.
 START_JITTER = 0.2
+#: Bots of one symbol a shared host takes before the symbol spreads to other hosts.
+SPLIT_AT = 16
 
 
 class BotHandle(Protocol):
@@ -89,8 +93,9 @@ class Runner(Protocol):
 class HostedBot:
     """One bot on a host (see the module docstring)."""
 
-    def __init__(self, bot_id: str, host: _Host, runner: HostRunner) -> None:
+    def __init__(self, bot_id: str, symbol: str, host: _Host, runner: HostRunner) -> None:
         self.bot_id = bot_id
+        self.symbol = symbol
         self.host = host
         self._runner = runner
         self._done = threading.Event()
@@ -384,7 +389,6 @@ class HostRunner:
         self._lock = threading.RLock()
         self._shared: list[_Host] = []
         self._all: list[_Host] = []
-        self._by_symbol: dict[str, _Host] = {}
         self._count = 0
         self._gate = threading.BoundedSemaphore(os.cpu_count() or 1)
 
@@ -413,15 +417,16 @@ class HostRunner:
         if config.isolation == "process":
             return self._new_host(isolated=True)
         self._shared = [h for h in self._shared if h.alive]
-        host = self._by_symbol.get(config.symbol)
-        if host is not None and host.alive and host in self._shared:
-            return host
+
+        def of_symbol(h: _Host) -> int:
+            return sum(1 for b in h.bots.values() if b.symbol == config.symbol)
+
+        holding = [h for h in self._shared if 0 < of_symbol(h) < SPLIT_AT]
+        if holding:
+            return min(holding, key=lambda h: len(h.bots))
         if len(self._shared) < self.hosts:
-            host = self._new_host(isolated=False)
-        else:
-            host = min(self._shared, key=lambda h: len(h.bots))
-        self._by_symbol[config.symbol] = host
-        return host
+            return self._new_host(isolated=False)
+        return min(self._shared, key=lambda h: (of_symbol(h), len(h.bots)))
 
     def _on_event(self, host: _Host, kind: str, bot_id: str, detail: str) -> None:
         with self._lock:
@@ -448,9 +453,6 @@ class HostRunner:
     def _forget(self, host: _Host) -> None:
         if host in self._shared:
             self._shared.remove(host)
-        for symbol, h in list(self._by_symbol.items()):
-            if h is host:
-                del self._by_symbol[symbol]
         if host in self._all:
             self._all.remove(host)
 
@@ -459,7 +461,7 @@ class HostRunner:
         with self._lock:
             host = self._place(config)
             token = self.store.claim_bot(config.name, host=host.name)
-            handle = HostedBot(config.name, host, self)
+            handle = HostedBot(config.name, config.symbol, host, self)
             host.bots[config.name] = handle
             host.add(config, token)
             return handle
@@ -486,8 +488,6 @@ class HostRunner:
                     n.host, n.reported_running = fresh, False
                     fresh.bots[n.bot_id] = n
                     fresh.add(config, token)
-                    if not old.isolated:
-                        self._by_symbol[config.symbol] = fresh
                 log.warning("%s: bot %s hung; moved %d other bot(s) to %s", old.name,
                             handle.bot_id, len(neighbours), fresh.name)
         old.kill()

@@ -186,8 +186,8 @@ class Backend(abc.ABC):
         pairs = sorted(fence.items())
         rows = ", ".join(["(CAST(%s AS TEXT), CAST(%s AS BIGINT))"] * len(pairs))
         sql = (f"WITH v(bot_id, token) AS (VALUES {rows}), held AS ("
-               "UPDATE bot_owners AS o SET token = o.token FROM v "
-               "WHERE o.bot_id = v.bot_id AND o.token = v.token RETURNING 1) "
+               "SELECT 1 FROM bot_owners AS o JOIN v ON o.bot_id = v.bot_id "
+               "AND o.token = v.token FOR UPDATE OF o) "
                f"SELECT 1 / CAST((SELECT count(*) FROM held) = {len(pairs)} AS INTEGER)")
         return sql, [x for b, t in pairs for x in (b, int(t))]
 

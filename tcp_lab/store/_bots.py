@@ -6,6 +6,7 @@ so replaying a candle rewrites its rows instead of adding new ones.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
 import math
@@ -36,7 +37,7 @@ from tcp_lab.timeframes import TS_DTYPE
 if TYPE_CHECKING:
     from tcp_lab.store._backend import Backend
 
-__all__ = ["BotsMixin", "BOT_FIELDS", "bot_candle_record"]
+__all__ = ["BotsMixin", "BOT_FIELDS", "JsonText", "bot_candle_record"]
 
 #: Fields :meth:`BotsMixin.update_bot` accepts.
 BOT_FIELDS = ("name", "strategy", "config_path", "status", "heartbeat", "last_candle_ts",
@@ -356,7 +357,8 @@ def bot_candle_record(bot_id: str, ts: object, *, action: str, confidence: float
                         "position": _number(position, "position"),
                         "equity": _number(equity, "equity")},
         "bot": {"id": bot_id, "last_candle_ts": when,
-                "state": _state_json(state), "updated_at": py_time(_now())},
+                "state": _state_json(state),
+                "updated_at": dt.datetime.now(dt.UTC)},
         "trades": [_fill_row(bot_id, when, seq, f) for seq, f in enumerate(fills)],
     }
 
@@ -373,7 +375,14 @@ def _fill_row(bot_id: str, when: Any, seq: int, fill: Mapping[str, Any]) -> dict
             "reason": _text(fill.get("reason"), "reason")}
 
 
+class JsonText(str):
+    """JSON text made by a serializer that can only produce a valid object (the bot's
+    state document): written as is, without parsing it again."""
+
+
 def _state_json(state: Mapping[str, Any] | str) -> str | None:
+    if isinstance(state, JsonText):
+        return state
     if isinstance(state, str):
         try:
             parsed = json.loads(state)

@@ -366,13 +366,10 @@ class DuckDBBackend(Backend):
             self._write_relations(writes, relations, conflict=True, what=what, fence=fence)
 
     def fence_statement(self, fence: Mapping[str, int]) -> tuple[str, Any]:
-        """How many of the tokens ``fence`` names are still current (read under the
-        write lock, which every claim takes too: one process writes a DuckDB file)."""
-        pairs = sorted(fence.items())
-        rows = ", ".join(["(CAST(? AS VARCHAR), CAST(? AS BIGINT))"] * len(pairs))
-        sql = (f"SELECT count(*) FROM bot_owners AS o JOIN (VALUES {rows}) AS v(bot_id, token) "
-               "ON o.bot_id = v.bot_id AND o.token = v.token")
-        return sql, [x for b, t in pairs for x in (b, int(t))]
+        """Every bot's current token (DuckDB pays for each bound parameter, so the
+        tokens are compared in Python; read under the write lock, which every claim
+        takes too: one process writes a DuckDB file)."""
+        return "SELECT bot_id, token FROM bot_owners", []
 
     def _write_relations(self, writes: Sequence[RowsWrite], relations: Sequence[pa.Table], *,
                          conflict: bool, what: str, fence: Mapping[str, int] | None) -> None:
@@ -383,8 +380,8 @@ class DuckDBBackend(Backend):
         try:
             with self._transaction(write=True, what=what) as tx:
                 if fence:
-                    held = tx.cur.execute(*self.fence_statement(fence)).fetchone()[0]
-                    if held != len(fence):
+                    held = dict(tx.cur.execute(*self.fence_statement(fence)).fetchall())
+                    if any(held.get(b) != t for b, t in fence.items()):
                         raise FencedOut(f"{what}: a bot's fencing token is no longer current")
                 for name, write in zip(names, writes, strict=True):
                     tx.cur.execute(self._relation_sql(name, write, conflict))

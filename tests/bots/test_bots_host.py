@@ -223,3 +223,29 @@ def test_a_hung_bot_is_restarted_and_its_neighbours_move_without_a_restart(env, 
         assert manager.runner.host_of()["neighbour"] != "host-1"
     for name in ("sleepy", "neighbour"):  # every candle, once
         assert list(store.load_signals(name).index) == list(candles.index)
+
+
+def test_placement_keeps_a_symbol_on_one_host_until_it_is_big(env):
+    """Bots of a symbol share a host; a symbol with many bots spreads over the hosts."""
+    from collections import Counter
+
+    from tcp_lab.bots.runners import SPLIT_AT, HostRunner
+
+    store, bus = env
+    runner = HostRunner("thread", store, bus, hosts=2, heartbeat_interval=5.0)
+    try:
+        small = [make_config(f"s{s}_{j}", symbol=f"S{s}/USDT", **CROSS)
+                 for s in range(4) for j in range(SPLIT_AT // 2)]
+        big = [make_config(f"big{j}", symbol="BIG/USDT", **CROSS) for j in range(50)]
+        for c in small + big:
+            store.upsert_bot(c.name, strategy=c.strategy)
+            runner.launch(c)
+        where = runner.host_of()
+        for s in range(4):  # a small symbol: one host
+            assert len({where[f"s{s}_{j}"] for j in range(SPLIT_AT // 2)}) == 1
+        per_host = Counter(where[c.name] for c in big)
+        assert len(per_host) == 2 and abs(per_host["host-1"] - per_host["host-2"]) <= 1
+        totals = Counter(where.values())
+        assert abs(totals["host-1"] - totals["host-2"]) <= SPLIT_AT // 2
+    finally:
+        runner.stop_all(10.0)
