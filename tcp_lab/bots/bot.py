@@ -534,15 +534,13 @@ class Bot:
     def check_store(self, newest: pd.Timestamp | None) -> None:
         """Process the stored candles the bus did not deliver (e.g. while Redis was down).
 
-        ``newest`` is the newest stored candle of the bot's series. A bot on
-        live trades leaves the candles stored since the previous check to the
-        bus until the next one: the collector stores a candle just before it
-        publishes it, and read from the store first, its trades (which travel
-        with the bus message) could not be trusted.
+        ``newest`` is the newest stored candle of the bot's series. The
+        candles stored since the previous check are left to the bus until the
+        next one: the collector stores a candle just before it publishes it,
+        and a check that falls in between must not make every bot of a host
+        read it from the store (one query each), nor a bot on live trades trust
+        a candle without its trades (which travel with the bus message).
         """
-        if self._trades.stream is None:
-            self.catch_up(newest=newest)
-            return
         upto, self._stored = self._stored, newest
         if upto is not None:
             self.catch_up(upto=upto, newest=newest)

@@ -169,12 +169,15 @@ class Backend(abc.ABC):
                    fence: Mapping[str, int] | None = None) -> None:
         """Write several tables' rows in one transaction: all of them or none.
 
-        Each :class:`RowsWrite` is one statement with a multi-row ``VALUES``,
-        compiled once per shape (table, columns, row count). ``fence`` maps
+        Each :class:`RowsWrite` is one statement with a multi-row ``VALUES`` per
+        :attr:`small_batch` rows, compiled once per shape (table, columns, row
+        count). ``fence`` maps
         bot ids to the tokens this writer holds in ``bot_owners``: the
         transaction fails (nothing written) unless every one is still current.
         """
-        statements = [self._rows_statement(w) for w in writes if w.rows]
+        step = self.small_batch  # bounded statement shapes: compiled once, then cached
+        statements = [self._rows_statement(RowsWrite(w.table, w.rows[i:i + step], w.update_only))
+                      for w in writes for i in range(0, len(w.rows), step)]
         if fence and statements:
             statements.insert(0, self.fence_statement(fence))
         self.run_statements(statements, what=what)
