@@ -50,6 +50,7 @@ SIZES = {"full": {"symbols": 100, "per_symbol": 10, "steps": 10, "recovery": 200
          "quick": {"symbols": 4, "per_symbol": 3, "steps": 3, "recovery": 12}}
 EXCHANGE, TIMEFRAME = "binance", "1m"
 ROOT = Path(__file__).parents[1]
+IDLE_S = 10.0  # seconds of idle CPU measured after the scale steps
 POLICY = RestartPolicy(heartbeat_interval=1.0, hang_timeout=60.0, stuck_timeout=600.0,
                        backoff=0.2, backoff_max=1.0)
 
@@ -93,6 +94,20 @@ def _pss_mb(pids: list[int]) -> float:
         except psutil.Error:
             pass
     return total / 2**20
+
+
+def _idle_cpu(pids: list[int], seconds: float) -> float:
+    """CPU of the hosts while no candle comes, in percent of one core (heartbeats only)."""
+    import psutil
+
+    procs = [psutil.Process(p) for p in pids]
+
+    def used() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+    before = used()
+    time.sleep(seconds)
+    return (used() - before) / seconds * 100
 
 
 def _wait(predicate, timeout: float, what: str) -> float:
@@ -165,6 +180,7 @@ def _scale(store_url: str, bus_url: str, n_symbols: int, per_symbol: int, steps:
                         with lock:
                             lat.extend(max(got[(s, ts)]) - t for s in symbols)
                     time.sleep(0.2)
+            idle = _idle_cpu(pids, IDLE_S)
         finally:
             manager.stop(timeout=60)
     a = np.asarray(lat) * 1e3
@@ -172,7 +188,7 @@ def _scale(store_url: str, bus_url: str, n_symbols: int, per_symbol: int, steps:
             "hosts": len(pids), "steps": steps,
             "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
             "max_ms": float(a.max()), "start_all_s": start_s, "hosts_pss_mb": total,
-            "per_bot_mb": per_bot}
+            "per_bot_mb": per_bot, "idle_cpu_pct": idle}
 
 
 def _serve(env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -281,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
              "times are noisy). scale: a candle is done when every bot of its symbol has "
              "recorded it and its signal was received; first step excluded (warm-up). "
              "hosts_pss_mb: proportional set size of all host processes (shared pages "
-             "counted once); per_bot_mb: its growth per bot beyond one bot per host. "
+             "counted once); per_bot_mb: its growth per bot beyond one bot per host; "
+             "idle_cpu_pct: CPU of all hosts over 10 s without candles (heartbeats every "
+             "second), percent of one core. "
              "Targets: scale p99 < 1000 ms and < 2 GB; host kill -9 < 10 s; manager kill -9 "
              "< 30 s with none failed and one signal per bot and candle.")
     report("bot_hosts", rows, quick=args.quick, notes=notes)

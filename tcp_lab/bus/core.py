@@ -29,7 +29,7 @@ from tcp_lab.bus.channels import (
     check_pattern,
 )
 from tcp_lab.bus.messages import BaseMessage, MessageError, encode
-from tcp_lab.bus.subscription import Handler, Subscription
+from tcp_lab.bus.subscription import CONFIRM_POLL, IDLE_WAIT, Handler, Subscription
 from tcp_lab.errors import ConfigError, DataError, ServiceError
 from tcp_lab.settings import load_settings
 
@@ -225,6 +225,7 @@ class Bus:
                 pubsub_factory=self._client.pubsub, channels=chans, patterns=pats,
                 prefix=self._parsed.prefix, handler=handler, on_reconnect=on_reconnect,
                 backoff=self._backoff, where=f"bus {self.url!r}", on_close=self._forget,
+                idle_wait=CONFIRM_POLL if self._parsed.scheme == "memory" else IDLE_WAIT,
             )
 
         sub = self._call(make, "subscribe to " + ", ".join(chans + pats))

@@ -40,7 +40,12 @@ logger = logging.getLogger("tcp_lab.bus")
 #: Called with each decoded message, in the listener thread.
 Handler = Callable[[Message], object]
 
-POLL_SECONDS = 0.1  # how often the listener checks whether it was closed
+#: The listener blocks on its socket up to this long (close() wakes it at once by
+#: disconnecting it, a server that goes away closes the socket): an idle subscription
+#: costs no CPU. The in-process bus (fakeredis) has no socket to wake a reader with,
+#: so there it looks every ``CONFIRM_POLL`` seconds.
+IDLE_WAIT = 30.0
+CONFIRM_POLL = 0.1  # seconds between checks while waiting for a subscription's confirmation
 SUBSCRIBE_TIMEOUT = 5.0  # seconds to wait for the server to confirm a (re)subscription
 QUEUE_SIZE = 10_000  # messages kept for get() before new ones are dropped
 _DATA_TYPES = ("message", "pmessage")
@@ -71,6 +76,7 @@ class Subscription:
         backoff: Backoff,
         where: str,
         on_close: Callable[[Subscription], None] | None = None,
+        idle_wait: float = IDLE_WAIT,
     ) -> None:
         self.channels = tuple(channels)
         self.patterns = tuple(patterns)
@@ -81,6 +87,7 @@ class Subscription:
         self._backoff = backoff
         self._where = where
         self._on_close = on_close
+        self._idle_wait = idle_wait
         self._queue: queue.Queue[object] | None = None if handler else queue.Queue(QUEUE_SIZE)
         self._stop = threading.Event()
         self._reconnects = 0
@@ -124,6 +131,7 @@ class Subscription:
     def close(self, timeout: float = 5.0) -> None:
         """Stop listening and join the thread (at most ``timeout`` seconds). Idempotent."""
         self._stop.set()
+        self._wake()
         if self._thread is not threading.current_thread():  # a handler may close its own sub
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -135,6 +143,16 @@ class Subscription:
         if self._on_close is not None:
             self._on_close(self)
             self._on_close = None
+
+    def _wake(self) -> None:
+        """Interrupt the listener's blocking read (it then sees the stop flag)."""
+        connection = getattr(self._pubsub, "connection", None)
+        if connection is None:
+            return
+        try:
+            connection.disconnect()
+        except Exception:  # already gone: the listener is awake anyway
+            logger.debug("%s: error while waking the listener", self._where, exc_info=True)
 
     @property
     def closed(self) -> bool:
@@ -187,7 +205,7 @@ class Subscription:
                 if left <= 0:
                     raise redis.TimeoutError(
                         f"the server did not confirm the subscription within {SUBSCRIBE_TIMEOUT} s")
-                msg = pubsub.get_message(timeout=min(left, POLL_SECONDS))
+                msg = pubsub.get_message(timeout=min(left, CONFIRM_POLL))
                 if msg is None:
                     continue
                 if msg["type"] in ("subscribe", "psubscribe"):
@@ -205,11 +223,15 @@ class Subscription:
                 self._deliver(msg)
             while not self._stop.is_set():
                 try:
-                    msg = self._pubsub.get_message(timeout=POLL_SECONDS)
+                    msg = self._pubsub.get_message(timeout=self._idle_wait)
                 except TRANSIENT_ERRORS as e:
+                    if self._stop.is_set():  # close() woke it by disconnecting
+                        break
                     self._reconnect(e)
                     continue
                 except Exception as e:  # unexpected: log loudly, start afresh rather than die
+                    if self._stop.is_set():
+                        break
                     logger.exception("%s: listener of %s failed", self._where, self._names)
                     self._reconnect(e)
                     continue
