@@ -191,7 +191,10 @@ class Settings(BaseModel):
         v = v.strip()
         if v == "local":
             return v
-        return _check_url(v, ("tcp", "tls", "ws", "wss", "inproc"), "scheduler")
+        try:
+            return _check_url(v, ("tcp", "tls", "ws", "wss", "inproc"), "scheduler")
+        except ValueError as e:
+            raise ValueError(f"{e}, or local (a Dask cluster on this machine)") from None
 
     @property
     def is_embedded(self) -> bool:

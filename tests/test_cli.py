@@ -42,3 +42,36 @@ def test_console_script_runs_as_module():
                           text=True, timeout=60)
     assert proc.returncode == 0
     assert "config" in proc.stdout
+
+
+def test_a_duckdb_url_without_a_file_is_an_error(capsys, monkeypatch):
+    monkeypatch.setenv("TCP_LAB_DATABASE_URL", "duckdb://")
+    assert main(["db", "info"]) == 2
+    err = capsys.readouterr().err
+    assert "'duckdb://' names no file" in err and "duckdb:///:memory:" in err
+
+
+def test_the_scheduler_error_lists_local(capsys, monkeypatch):
+    monkeypatch.setenv("TCP_LAB_SCHEDULER", "bogus")
+    assert main(["config", "show"]) == 2
+    assert "or local (a Dask cluster on this machine)" in capsys.readouterr().err
+
+
+def test_every_command_has_a_description():
+    import argparse
+
+    from tcp_lab.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    def has_actions(p):  # a group of subcommands lists them instead
+        return any(isinstance(a, argparse._SubParsersAction) for a in p._actions)
+
+    missing = [name for name, p in sub.choices.items()
+               if not has_actions(p) and not (p.description or "").strip()]
+    assert missing == []
+
+
+def test_strategy_list_reads_as_plain_text(capsys):
+    assert main(["strategy", "list"]) == 0
+    assert "``" not in capsys.readouterr().out

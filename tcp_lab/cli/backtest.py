@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+
+from tcp_lab.cli._times import EXAMPLE, utc_time
 
 
 def _load_from_store(args: argparse.Namespace):
@@ -58,18 +61,27 @@ def _run(args: argparse.Namespace) -> int:
         exchange=args.exchange,
     )
     metrics = result.summary()
-    if args.json:
+    warmup = int(strategy.warmup)
+    if len(candles) <= warmup:
+        print(f"tcp-lab backtest: note: {len(candles)} candles, but {result.label} needs "
+              f"{warmup} candles of warm-up before its first signal: no trade can happen",
+              file=sys.stderr)
+    written = {}
+    if args.html:
+        written["report"] = str(result.to_html(args.html))
+    if args.save:
+        written["run"] = str(result.save())
+    if args.json:  # stdout is one JSON document, paths included
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                  for k, v in metrics.items()}
-        print(json.dumps({"strategy": result.label, "metrics": clean}, default=float))
-    else:
-        print(result.label)
-        for key, value in metrics.items():
-            print(f"  {key:<20} {format_metric(key, value)}")
-    if args.html:
-        print(f"report: {result.to_html(args.html)}")
-    if args.save:
-        print(f"run: {result.save()}")
+        print(json.dumps({"strategy": result.label, "metrics": clean, **written},
+                         default=float))
+        return 0
+    print(result.label)
+    for key, value in metrics.items():
+        print(f"  {key:<20} {format_metric(key, value)}")
+    for key, path in written.items():
+        print(f"{key}: {path}")
     return 0
 
 
@@ -88,8 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--exchange", help="e.g. binance")
     src.add_argument("--symbol", help="e.g. BTC/USDT")
     src.add_argument("--timeframe", help="e.g. 1m (inferred from a file when omitted)")
-    src.add_argument("--start", help="UTC start, e.g. 2024-01-01T00:00Z")
-    src.add_argument("--end", help="UTC end")
+    src.add_argument("--start", type=utc_time, help=f"first candle's close time, {EXAMPLE}")
+    src.add_argument("--end", type=utc_time, help="last candle's close time (as --start)")
     opt = p.add_argument_group("simulation")
     opt.add_argument("--fees", type=float, default=0.001, help="per fill, 0.001 = 0.1%%")
     opt.add_argument("--slippage", type=float, default=0.0, help="fraction of the price")

@@ -13,23 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-
-def cli_time(text: str | None, what: str):
-    """A tz-aware UTC timestamp from ``text``; a time without zone is taken as UTC."""
-    if text is None:
-        return None
-    import pandas as pd
-
-    from tcp_lab.errors import ConfigError
-
-    try:
-        ts = pd.Timestamp(text)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"--{what} {text!r} is not a time ({e})",
-                          hint="use e.g. 2024-01-01 or 2024-01-01T12:00Z (UTC)") from None
-    if ts is pd.NaT:
-        raise ConfigError(f"--{what} is empty", hint="use e.g. 2024-01-01")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+from tcp_lab.cli._times import EXAMPLE, utc_time
 
 
 @contextlib.contextmanager
@@ -54,7 +38,7 @@ def _collect(args: argparse.Namespace) -> int:
 
     symbols = parse_list(args.symbols, "symbols")
     timeframes = parse_list(args.timeframes, "timeframes")
-    since, until = cli_time(args.since, "since"), cli_time(args.until, "until")
+    since, until = args.since, args.until
     bus = False if args.no_bus else args.bus
     with sigterm_as_interrupt(), DataCollector(
             args.url, bus, exchange=args.exchange, exchange_url=args.exchange_url,
@@ -88,9 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--symbols", required=True, help="comma-separated, e.g. BTC/USDT,ETH/USDT")
     p.add_argument("--timeframes", default="1m,5m,1h",
                    help="comma-separated, e.g. 1m,5m,1h (default)")
-    p.add_argument("--since", help="backfill from this UTC time, e.g. 2024-01-01 "
+    p.add_argument("--since", type=utc_time, help=f"backfill from this time, {EXAMPLE} "
                    "(default: resume from the stored candles)")
-    p.add_argument("--until", help="backfill up to this UTC time and exit (no live collection)")
+    p.add_argument("--until", type=utc_time,
+                   help="backfill up to this time and exit (no live collection)")
     p.add_argument("--exchange-url", help="exchange emulator base URL, e.g. "
                    "http://127.0.0.1:8765 (offline runs)")
     p.add_argument("--store-raw", action="store_true", help="also store every live trade")

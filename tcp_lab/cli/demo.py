@@ -14,7 +14,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the offline demo on the embedded default")
+    p = sub.add_parser(
+        "demo", help="run the offline demo on the embedded default",
+        description="The whole story offline, on the embedded default (what `make demo` runs): "
+        "start the exchange emulator on 127.0.0.1, collect a few days of candles with the real "
+        "ccxt client into the demo's own DuckDB file, check them, backtest a strategy, replay "
+        "the candles through a paper-trading bot and compare its fills with the backtest's, "
+        "run a small papermill batch, and write reports/demo.html. It never touches your own "
+        "database.")
     p.add_argument("--home", default=None, help="tcp_lab home (default: $TCP_LAB_HOME or ./data)")
     p.add_argument("--report-dir", default="reports",
                    help="where demo.html goes (default: reports)")

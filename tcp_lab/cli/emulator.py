@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tcp_lab.cli._times import utc_time
+
 
 def _serve(args: argparse.Namespace) -> int:
     from tcp_lab.data.emulator.server import EmulatorServer
@@ -36,9 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--symbols", default="BTC/USDT,ETH/USDT",
                    help="comma-separated ccxt symbols (default BTC/USDT,ETH/USDT)")
     p.add_argument("--seed", type=int, default=0, help="market seed (default 0)")
-    p.add_argument("--genesis", default="2024-01-01T00:00Z",
+    p.add_argument("--genesis", type=utc_time, default="2024-01-01T00:00Z",
                    help="first instant of the market, UTC (default 2024-01-01T00:00Z)")
-    p.add_argument("--start-at", default=None,
+    p.add_argument("--start-at", type=utc_time, default=None,
                    help="emulated time at start, e.g. 2024-06-01T00:00Z (default: now)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="emulated seconds per real second (default 1)")

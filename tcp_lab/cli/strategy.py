@@ -14,7 +14,7 @@ def _list(args: argparse.Namespace) -> int:
             f"{p.name}={p.default!r} ({p.describe()})" for p in strategy.parameters
         )
         doc = next(iter((type(strategy).__doc__ or "").strip().splitlines()), "")  # may be none
-        print(f"{name:<20} {doc}")
+        print(f"{name:<20} {doc.replace('``', '')}")  # reST literals read as plain words
         print(f"{'':<20} parameters: {params}; warm-up {strategy.warmup} candles (defaults)")
     return 0
 

@@ -333,7 +333,7 @@ def run_backfill(provider: Provider, sink: Any, symbols: list[str], timeframes: 
     Raises
     ------
     ConfigError
-        Unknown symbol or timeframe, ``until`` before ``since``.
+        Unknown symbol or timeframe, ``since`` in the future, ``until`` before ``since``.
     ServiceError
         The exchange stayed unreachable.
     """
@@ -342,6 +342,9 @@ def run_backfill(provider: Provider, sink: Any, symbols: list[str], timeframes: 
     rest(lambda: provider.check(symbols, tfs), "check symbols")
     since_ts = None if since is None else to_utc_timestamp(since, name="since")
     now = rest(provider.now, "fetch the exchange time")
+    if since_ts is not None and since_ts > now:
+        raise ConfigError(f"since={since_ts} is in the future (the exchange's clock says {now})",
+                          hint="pass a time in the past, or none to resume from the store")
     until_ts = now if until is None else min(to_utc_timestamp(until, name="until"), now)
     if since_ts is not None and until is not None and until_ts < since_ts:
         raise ConfigError(f"until={until_ts} is before since={since_ts}",

@@ -104,7 +104,12 @@ def _path_of(url: str) -> str:
             hint="use three slashes for a relative path (duckdb:///data/lab.duckdb) "
             "and four for an absolute one",
         )
-    db = parsed.database or MEMORY
+    if not parsed.database:
+        raise ConfigError(
+            f"database URL {redact_url(url)!r} names no file",
+            hint="use duckdb:///relative/file.duckdb, duckdb:////abs/file.duckdb, or "
+            "duckdb:///:memory: for a throwaway in-memory database")
+    db = parsed.database
     if db == MEMORY:
         return MEMORY
     path = Path(db).expanduser().resolve()

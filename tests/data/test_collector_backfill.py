@@ -211,3 +211,11 @@ def test_plan_covers_only_what_is_outside_the_stored_span():
         (t("2024-01-01 02:01"), t("2024-01-01 03:00"))]
     assert plan_ranges(t("2024-01-01 01:10"), t("2024-01-01 01:50"), stored, "1m") == []
     assert plan_ranges(t("2024-01-01 01:10"), t("2024-01-01 01:00"), None, "1m") == []
+
+
+def test_since_in_the_future_is_an_error_that_names_since(clean, store_url):
+    future = pd.Timestamp("2099-01-01", tz="UTC")
+    with collector(clean, store_url) as c, pytest.raises(ConfigError) as e:
+        c.backfill("BTC/USDT", "1m", since=future)
+    assert "since=2099-01-01 00:00:00+00:00 is in the future" in str(e.value)
+    assert "until" not in str(e.value).split("—")[0]
