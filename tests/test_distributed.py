@@ -35,7 +35,7 @@ from tcp_lab.testing import make_candles
 distributed = pytest.importorskip("distributed")
 
 # attrs that say how and where a sweep ran, not what it found
-RUN_ATTRS = ("elapsed_s", "combos_per_s", "n_chunks", "scheduler")
+RUN_ATTRS = ("elapsed_s", "deflate_s", "combos_per_s", "n_chunks", "scheduler")
 
 
 class FailsAtThree(BaseStrategy):

@@ -48,6 +48,7 @@ from tcp_lab.backtest.sweep_chunk import (
     run_chunk,
     strategy_class,
 )
+from tcp_lab.backtest.sweep_rank import deflate_best, rank_rows
 from tcp_lab.backtest.trade_source import TradeChunks
 from tcp_lab.distributed import (
     Task,
@@ -196,6 +197,8 @@ def sweep(
     trades: pd.DataFrame | str | None = None,
     exchange: str | None = None,
     symbol: str | None = None,
+    min_trades: int | None = None,
+    deflate: int = 3,
     **backtest_options: Any,
 ) -> pd.DataFrame:
     """Backtest every parameter combination of a grid; one row of metrics per combination.
@@ -240,6 +243,18 @@ def sweep(
         Resolve stops and targets on market trades, as :func:`run_backtest`
         does (a frame of ``ts, price, amount``, or ``"store"`` for the stored
         trades of ``exchange``/``symbol``); they are read into memory once.
+    min_trades
+        Rank rows with fewer trades than this (in the ranked segment) after
+        all others: one lucky trade makes an extreme Sharpe ratio. Rows whose
+        sort metric is not finite (``inf`` Sortino or profit factor, NaN) come
+        last too, whatever this is.
+    deflate
+        Give the best this many rows (not with ``walk_forward``) the
+        probabilistic and the deflated Sharpe ratio, columns ``psr`` and
+        ``dsr`` (NaN for the others): each is re-run with :func:`run_backtest`
+        on the ranked segment for the skewness and kurtosis of its returns, and
+        deflated by the sweep's own number of trials and the spread of their
+        Sharpe ratios (:mod:`tcp_lab.backtest.sweep_rank`). ``0``: none.
     **backtest_options
         The trading options of :func:`run_backtest` (``fees``, ``slippage``,
         ``init_cash``, ``size``, ``size_type``, ``direction``, ``price``,
@@ -250,9 +265,10 @@ def sweep(
     -------
     DataFrame
         Index ``combo`` (position in the grid), parameter columns, then
-        metric columns; ``attrs`` holds the strategy, options, segments,
-        timing and ``scheduler`` (the Dask scheduler's address, or ``None``
-        in process). The frame does not depend on where it ran.
+        metric columns, then ``psr`` and ``dsr``; ``attrs`` holds the strategy,
+        options, segments, timing, ``deflated`` (trials, their Sharpe spread)
+        and ``scheduler`` (the Dask scheduler's address, or ``None`` in
+        process). The frame does not depend on where it ran.
 
     Raises
     ------
@@ -316,9 +332,19 @@ def sweep(
     df = pd.concat(parts).sort_index()
     df.index.name = "combo"
     key = _summarize(df, prefixes, metric, walk_forward)
-    df = df.sort_values(key, ascending=metric in LOWER_IS_BETTER, na_position="last",
-                        kind="stable")
+    trades_column = None if walk_forward else prefixes[0] + "n_trades"
+    df = rank_rows(df, key, metric in LOWER_IS_BETTER, min_trades, trades_column)
     elapsed = time.perf_counter() - started
+    deflated = None
+    df["psr"] = np.nan  # the same columns whether or not any row is deflated
+    df["dsr"] = np.nan
+    if deflate and not walk_forward:
+        inputs = {"trades": trades, "exchange": exchange, "symbol": symbol} \
+            if trades is not None else {}
+        deflated = deflate_best(df, cls, candles, segments[0], prefixes[0], tf.per_year, deflate,
+                                opts, [p.name for p in cls.parameters], timeframe=tf.name,
+                                **inputs)
+    deflate_s = time.perf_counter() - started - elapsed
     df.attrs = {
         "strategy": cls.name,
         "metric": metric,
@@ -328,11 +354,14 @@ def sweep(
         "segments": [(str(candles.index[a]), str(candles.index[b - 1])) for a, b in segments],
         "holdout": None if holdout is None else str(holdout),
         "walk_forward": _walk_forward_table(df, prefixes, metric) if walk_forward else None,
+        "min_trades": min_trades,
+        "deflated": deflated,
         "n_combos": len(df),
         "n_chunks": len(chunks),
         "path": "fused" if fused_name(cls) else "generic",
         "scheduler": describe_executor(client),
         "elapsed_s": elapsed,
+        "deflate_s": deflate_s,
         "combos_per_s": len(df) / elapsed if elapsed > 0 else float("nan"),
     }
     return df
@@ -406,7 +435,7 @@ def _py(value: Any) -> Any:
 def _walk_forward_table(df: pd.DataFrame, prefixes: list[str], metric: str) -> list[dict]:
     """For each fold after the first: the best combination on the fold before, and its result."""
     params = [c for c in df.columns if not any(c.startswith(p) for p in prefixes)
-              and not c.startswith("wf_")]
+              and not c.startswith("wf_") and c not in ("psr", "dsr")]
     rows = []
     for i in range(1, len(prefixes)):
         past = df[prefixes[i - 1] + metric]

@@ -136,7 +136,9 @@ def test_random_sample_is_reproducible(candles):
     assert len(a) == 15 and (a["fast"] < a["slow"]).all()
     assert set(a.index) != set(c.index)
     full = sweep("sma_cross", candles, grid, progress=False)
-    pd.testing.assert_frame_equal(a.sort_index(), full.loc[sorted(a.index)].sort_index(),
+    ranked = ["psr", "dsr"]  # given to the best rows of each sweep
+    pd.testing.assert_frame_equal(a.drop(columns=ranked).sort_index(),
+                                  full.loc[sorted(a.index)].drop(columns=ranked).sort_index(),
                                   check_like=True)
     assert len(sweep("sma_cross", candles, {"fast": [2], "slow": [10]}, n_random=9,
                      progress=False)) == 1
@@ -186,7 +188,8 @@ def test_a_failing_combination_is_named(candles):
 
 
 def test_run_chunk_is_picklable_and_pure(candles):
-    df = sweep("rsi_reversion", candles, GRIDS["rsi_reversion"], progress=False).sort_index()
+    df = sweep("rsi_reversion", candles, GRIDS["rsi_reversion"], progress=False,
+               deflate=0).sort_index().drop(columns=["psr", "dsr"])
     options = {**df.attrs["options"], "segments": [(0, len(candles))], "prefixes": [""],
                "years": [2999 / 525_600], "bars_per_year": 525_600.0}
     combos = df[list(GRIDS["rsi_reversion"])].to_dict("records")
@@ -262,3 +265,44 @@ def test_sweep_checks_the_close_grid_as_run_backtest_does():
     off.index = off.index + pd.Timedelta(seconds=30)
     with pytest.raises(DataError, match="not on the 1m close grid"):
         sweep("sma_cross", off, {"fast": [5], "slow": [20]}, progress=False)
+
+
+def test_non_finite_metrics_and_too_few_trades_rank_last():
+    import numpy as np
+
+    from tcp_lab.backtest.sweep_rank import rank_rows
+
+    df = pd.DataFrame({"sortino": [1.0, np.inf, np.nan, 3.0, -np.inf, 2.0],
+                       "n_trades": [20, 1, 0, 5, 12, 30]}, index=pd.Index(range(6), name="combo"))
+    ranked = rank_rows(df, "sortino", False, None, "n_trades")
+    assert list(ranked.index) == [3, 5, 0, 1, 2, 4]  # inf is not "best": it ranks last
+    ranked = rank_rows(df, "sortino", False, 10, "n_trades")
+    assert list(ranked.index) == [5, 0, 1, 2, 3, 4]  # 3 has only 5 trades
+    assert list(rank_rows(df, "sortino", True, None, "n_trades").index) == [0, 5, 3, 1, 2, 4]
+
+
+def test_the_best_rows_get_the_probabilistic_and_deflated_sharpe_of_their_returns():
+    from tcp_lab.backtest import run_backtest
+    from tcp_lab.stats import deflated_sharpe, probabilistic_sharpe, sharpe_moments
+
+    candles = make_candles(4000, seed=9)
+    grid = {"fast": [5, 10, 20], "slow": [30, 50, 80]}
+    df = sweep("sma_cross", candles, grid, progress=False, holdout=0.25, fees=0.0005,
+               min_trades=5, deflate=2)
+    assert df["psr"].notna().sum() == 2 and df["dsr"].notna().sum() == 2
+    assert df["psr"].iloc[:2].notna().all()  # the two best, in order
+    best = df.iloc[0]
+    a, b = 0, int(len(candles) * 0.75)
+    result = run_backtest("sma_cross", candles.iloc[a:b], fees=0.0005,
+                          parameters={"fast": int(best["fast"]), "slow": int(best["slow"])})
+    m = sharpe_moments(result.equity.pct_change().dropna().to_numpy())
+    per_candle = df["is_sharpe"] / (525_600 ** 0.5)  # 1m candles per year
+    spread = per_candle.std(ddof=1)
+    assert best["psr"] == pytest.approx(probabilistic_sharpe(m.sharpe, m.n_obs, m.skew,
+                                                             m.kurtosis), rel=1e-9)
+    assert best["dsr"] == pytest.approx(deflated_sharpe(m.sharpe, len(df), spread, m.n_obs,
+                                                        m.skew, m.kurtosis), rel=1e-9)
+    assert best["dsr"] <= best["psr"]  # selection out of 9 trials can only cost
+    info = df.attrs["deflated"]
+    assert info["n_trials"] == len(df) and info["trials_sharpe_std"] == pytest.approx(spread)
+    assert df.attrs["min_trades"] == 5
