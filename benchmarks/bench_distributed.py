@@ -51,7 +51,7 @@ FULL = {"candles": 1_000_000, "fast": range(5, 105), "slow": range(20, 220, 2), 
         "spin": 0.5, "stream": 100, "batch_runs": 8, "batch_candles": 3000}
 QUICK = {"candles": 100_000, "fast": range(5, 45), "slow": range(20, 80, 2), "tasks": 200,
          "spin": 0.1, "stream": 20, "batch_runs": 2, "batch_candles": 500}
-RUN_ATTRS = ("elapsed_s", "combos_per_s", "n_chunks", "scheduler")
+RUN_ATTRS = ("elapsed_s", "deflate_s", "combos_per_s", "n_chunks", "scheduler")
 
 
 def _noop() -> None:

@@ -89,8 +89,13 @@ def deflate_best(df: pd.DataFrame, cls: type[BaseStrategy], candles: pd.DataFram
             pass
         df.loc[combo, "psr"] = psr
         df.loc[combo, "dsr"] = dsr
-        rows.append({"combo": int(combo), "psr": psr, "dsr": dsr})
-    return {"n_trials": n_trials, "trials_sharpe_std": spread, "rows": rows}
+        rows.append({"combo": int(combo), "psr": _or_none(psr), "dsr": _or_none(dsr)})
+    return {"n_trials": n_trials, "trials_sharpe_std": _or_none(spread), "rows": rows}
+
+
+def _or_none(x: float) -> float | None:
+    """NaN as None in ``attrs`` (NaN != NaN would make equal sweeps compare unequal)."""
+    return x if math.isfinite(x) else None
 
 
 def _plain(value: Any) -> Any:

@@ -397,7 +397,9 @@ class BotHost:
         while not self._halt.wait(self.heartbeat_interval):
             busy = self.busy
             stale = busy[0] if busy is not None and busy[1] > self.heartbeat_interval else None
-            slots = {b: s for b, s in list(self._slots.items()) if b != stale}
+            # A bot starting (warm-up, catch-up) gets its first heartbeat when its start is
+            # done, so the hang timer, which starts at the first heartbeat, never runs on it.
+            slots = {b: s for b, s in list(self._slots.items()) if s.started and b != stale}
             try:
                 self._heartbeat(slots, from_timer=True)
             except Exception:  # the timer must survive a failing store or bus

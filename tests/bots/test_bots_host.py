@@ -204,8 +204,11 @@ def test_a_hung_bot_is_restarted_and_its_neighbours_move_without_a_restart(env, 
     with BotManager(store, bus, policy=FAST, poll_interval=0.1) as manager:
         manager.start_bot(sleepy)
         manager.start_bot(neighbour)
-        wait_until(lambda: manager.runner.host_of() == {"sleepy": "host-1",
-                                                        "neighbour": "host-1"}, what="one host")
+        assert manager.runner.host_of() == {"sleepy": "host-1", "neighbour": "host-1"}
+        # started: caught up and its first heartbeat written (the hang timer runs from there)
+        wait_until(lambda: all(caught_up(store, n, candles.index[19])
+                               and store.get_bot(n)["heartbeat"] is not None
+                               for n in ("sleepy", "neighbour")), what="both started")
         flag.touch()
         for msg in messages(candles.iloc[20:21]):
             store.save_candles(candles.loc[[msg.ts]], EXCHANGE, SYMBOL, TIMEFRAME)

