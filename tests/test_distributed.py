@@ -320,3 +320,22 @@ def test_batch_on_cluster_equals_serial(on_cluster, tmp_path, capsys):
         remote = json.loads((cluster_dir / rec.name / "metrics.json").read_text())
         assert remote["metrics"] == rec.metrics
         assert remote["metrics"]["n_trades"] > 0
+
+
+def test_a_strategy_module_the_cluster_cannot_import_fails_before_anything_runs(
+        on_cluster, candles, tmp_path, monkeypatch):
+    """A class from the user's own module: one line naming the module and the fix."""
+    (tmp_path / "mystrat_tcp_lab_test.py").write_text(
+        "from tcp_lab.strategies.sma_cross import SmaCross\n\n"
+        "class MyCross(SmaCross):\n    name = 'my_cross_tcp_lab_test'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # here, not on the workers started before
+    from mystrat_tcp_lab_test import MyCross
+
+    with pytest.raises(ConfigError) as e:
+        sweep(MyCross, candles, {"fast": [5], "slow": [20]}, progress=False)
+    msg = str(e.value)
+    # the LocalCluster's scheduler lives in this process (it can import it); the workers not
+    assert "module 'mystrat_tcp_lab_test' cannot be imported on worker tcp://" in msg
+    assert "and 1 more" in msg  # both workers
+    assert "ModuleNotFoundError" in msg and "client.upload_file('mystrat_tcp_lab_test.py')" in msg
+    assert "\n" not in msg

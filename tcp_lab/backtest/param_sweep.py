@@ -60,6 +60,7 @@ from tcp_lab.distributed import (
 )
 from tcp_lab.errors import ConfigError, StrategyError
 from tcp_lab.execution import LEVEL_OPTIONS, TradingOptions
+from tcp_lab.remote_code import check_importable
 from tcp_lab.strategies import BaseStrategy
 from tcp_lab.timeframes import to_utc_timestamp, validate_candles
 
@@ -400,6 +401,8 @@ def _run_on_cluster(client: Any, cls: type[BaseStrategy], ref: str | type[BaseSt
                     chunks: list[np.ndarray], options: dict,
                     progress: bool) -> list[pd.DataFrame]:
     """The chunks as Dask tasks; the candle arrays go to every worker once."""
+    if not isinstance(ref, str):  # a class by reference: its module must be there
+        check_importable(client, ref)
     shared = broadcast(client, arrays)
     tasks = []
     for k, idx in enumerate(chunks):

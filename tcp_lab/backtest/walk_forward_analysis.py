@@ -121,7 +121,7 @@ def _train_sweep(cls: type[BaseStrategy], candles: pd.DataFrame, grid: Any, star
         first = start
     held = candles.index[start] if first < start else None
     table = sweep(cls, candles.iloc[first:stop], grid, metric=metric, holdout=held,
-                  progress=False, timeframe=tf.name, **options)
+                  progress=False, timeframe=tf.name, deflate=0, **options)
     prefix = "oos_" if held is not None else ""
     return select_combination(table, metric, min_trades, prefix, keys), table.attrs
 
