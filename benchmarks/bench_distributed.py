@@ -115,7 +115,7 @@ def _timed_sweep(candles: pd.DataFrame, grid: dict,
 
     cpu = _cpu(client)
     started = time.perf_counter()
-    df = sweep("sma_cross", candles, grid, progress=False)
+    df = sweep("sma_cross", candles, grid, progress=False, deflate=0)
     return df, time.perf_counter() - started, _cpu(client) - cpu
 
 

@@ -207,7 +207,7 @@ def sweep_row(cfg: dict) -> dict[str, Any]:
     sweep("sma_cross", candles.iloc[:2000], {"fast": [5], "slow": [20], "stop_loss": [0.01]},
           trades=trades, progress=False)  # compile
     t = time.perf_counter()
-    df = sweep("sma_cross", candles, grid, trades=trades, progress=False)
+    df = sweep("sma_cross", candles, grid, trades=trades, progress=False, deflate=0)
     wall = time.perf_counter() - t
     return {"case": "sweep on trades: SMA grid x 5 stop-losses, take-profit", "trades": n,
             "candles": len(candles), "combos": len(df), "seconds": wall,

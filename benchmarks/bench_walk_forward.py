@@ -57,7 +57,7 @@ def _measure(kind: str, n: int, grid: dict, windows: tuple[int, int] | None, que
     c0, t0 = time.process_time(), time.perf_counter()
     out: dict[str, Any] = {}
     if kind == "sweep":
-        df = tcp_lab.sweep("sma_cross", candles, grid, progress=False)
+        df = tcp_lab.sweep("sma_cross", candles, grid, progress=False, deflate=0)
         out["n_combos"] = len(df)
     else:
         train, test = windows
