@@ -306,7 +306,7 @@ class BotHost:
         slot = self._slots.pop(bot_id, None)
         if slot is None:
             return
-        slot.bot._stop.set()  # records nothing more
+        slot.bot.stop()  # records nothing more
         group = self._groups.get(slot.key)
         if group is None:
             return

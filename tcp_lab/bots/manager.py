@@ -465,14 +465,10 @@ class BotManager:
         for bot_id in bots:
             self.store.update_bot(bot_id, status="stopping")
             self._publish(bot_id, "stopping", SHUTDOWN_REASON)
-        stop_all = getattr(self.runner, "stop_all", None)
-        if stop_all is not None:
-            stop_all(timeout)
+        self.runner.stop_all(timeout)
         for bot_id in bots:
-            handle = self._handles.pop(bot_id)
+            self._handles.pop(bot_id)
             self._liveness.pop(bot_id, None)
-            if stop_all is None:
-                handle.stop(timeout)
             self.store.update_bot(bot_id, status="stopped", last_error=SHUTDOWN_REASON)
             self._publish(bot_id, "stopped", SHUTDOWN_REASON)
 

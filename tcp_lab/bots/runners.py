@@ -40,14 +40,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from tcp_lab.bots.config import BotConfig
 from tcp_lab.bots.control import stored_config
-from tcp_lab.bots.host import record_crash
 from tcp_lab.bots.host_handles import HostProxy, ProcessHost, ThreadHost
 
 if TYPE_CHECKING:
     from tcp_lab.bus import Bus
     from tcp_lab.store import Store
 
-__all__ = ["BotHandle", "Runner", "HostRunner", "HostedBot", "record_crash"]
+__all__ = ["BotHandle", "Runner", "HostRunner", "HostedBot", "SPLIT_AT"]
 
 log = logging.getLogger("tcp_lab.bots")
 #: Bots of one symbol a shared host takes before the symbol spreads to other hosts.
@@ -81,6 +80,9 @@ class Runner(Protocol):
 
     def launch(self, config: BotConfig) -> BotHandle:
         """Start the bot ``config`` describes (its row and state are in the store)."""
+
+    def stop_all(self, timeout: float) -> None:
+        """Stop every bot at once (each finishes its candle); wait up to ``timeout`` seconds."""
 
 
 # -- the bots as the manager sees them ---------------------------------------------------------
