@@ -30,8 +30,8 @@ test: $(SERVICES_STAMP)  ## the whole suite, notebooks included
 test-quick: $(STAMP)  ## skip slow and service tests
 	$(BIN)/python -m pytest -m "not slow and not services"
 
-lab: $(STAMP)  ## JupyterLab on notebooks/
-	$(BIN)/jupyter lab notebooks/
+lab: $(STAMP)  ## JupyterLab on notebooks/ (as root too, as in a container)
+	$(BIN)/jupyter lab notebooks/ $$(test "$$(id -u)" = 0 && echo --allow-root)
 
 bench: $(STAMP)  ## print benchmark tables; JSON goes to benchmarks/results/
 	$(BIN)/python -m benchmarks

@@ -2,7 +2,8 @@
 
 1. start tcp_lab's exchange emulator on 127.0.0.1 (Binance's wire format);
 2. collect a few days of 1m/5m/1h candles for two symbols with the real ccxt client
-   into the embedded store (a DuckDB file under ``<home>/demo/``);
+   into the default embedded store (``<home>/tcp_lab.duckdb``), so that the notebooks,
+   the panels and the CLI see them afterwards;
 3. check the stored series (holes, duplicates, suspicious values);
 4. backtest a built-in strategy on one series and store the run;
 5. replay the same candles through a paper-trading bot and compare its fills with
@@ -10,8 +11,11 @@
 6. run a small papermill batch of the backtest notebook over a parameter grid;
 7. write ``reports/demo.html`` with all of it.
 
-The demo never touches the user's own database: it always uses its own DuckDB
-file and in-process bus, whatever ``TCP_LAB_DATABASE_URL`` says.
+The demo always runs on the embedded default (the DuckDB file of the resolved home and
+an in-process bus), whatever ``TCP_LAB_DATABASE_URL`` says; it never writes to a
+PostgreSQL database. Its candles are stored as exchange ``binance`` (the emulator speaks
+Binance's format): they are what a new user's notebooks show until they collect their own.
+A second run resumes the collection and reuses the stored candles.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tcp_lab.settings import Settings, load_settings
+from tcp_lab.errors import ConfigError
+from tcp_lab.settings import DEFAULT_DB_FILE, Settings, load_settings
 
 __all__ = ["DemoResult", "run_demo", "demo_settings"]
 
@@ -59,12 +64,15 @@ class DemoResult:
 
 
 def demo_settings(home: str | Path | None = None) -> Settings:
-    """The embedded-default settings the demo runs with (its own DuckDB file)."""
+    """The settings the demo runs with: the embedded default of the resolved home.
+
+    The store is ``<home>/tcp_lab.duckdb`` (the default a notebook or the CLI opens when
+    no database URL is set) and the bus in-process, whatever the environment says.
+    """
     base = load_settings(home=str(home) if home is not None else None)
-    demo_home = base.home / "demo"
     return load_settings(
-        home=str(demo_home),
-        database_url=f"duckdb:///{demo_home / 'demo.duckdb'}",
+        home=str(base.home),
+        database_url=f"duckdb:///{base.home / DEFAULT_DB_FILE}",
         redis_url="memory://demo",
     )
 
@@ -153,6 +161,20 @@ def _batch(settings: Settings, symbol: str, say: Callable[[str], None]) -> Any:
     return result
 
 
+def _say_where_notebooks_read(settings: Settings, say: Callable[[str], None]) -> None:
+    """Warn when the user's own settings point elsewhere than the demo's store."""
+    try:
+        mine = load_settings()
+    except ConfigError as e:  # a broken settings file must not fail the demo
+        say(f"Note: your settings do not load ({e}); fix them to see the demo's candles.")
+        return
+    if mine.database_url != settings.database_url:
+        say(f"Note: your settings use {mine.redacted()['database_url']}, so notebooks and "
+            "the CLI read that store, not the demo's.")
+    say("The demo's candles come from the emulator (stored as exchange binance); before "
+        f"collecting real data into this store, delete {settings.home / DEFAULT_DB_FILE}.")
+
+
 def run_demo(
     home: str | Path | None = None,
     *,
@@ -167,8 +189,8 @@ def run_demo(
     Parameters
     ----------
     home
-        tcp_lab home (default: the settings' home, ``./data``); the demo works
-        in ``<home>/demo/``.
+        tcp_lab home (default: the settings' home, ``<project root>/data``); the demo
+        stores its candles in ``<home>/tcp_lab.duckdb`` and its runs under ``<home>``.
     report_dir
         Where ``demo.html`` goes.
     days
@@ -263,7 +285,9 @@ def run_demo(
         say(f"  batch:         {batch_result.output_dir} (executed notebooks, HTML, summary)")
     say("Open the report in a browser, e.g. `xdg-open reports/demo.html`, or "
         "`python -m http.server -d reports` and visit http://127.0.0.1:8000/demo.html;")
-    say("open the notebooks with `make lab`.")
+    say("open the notebooks with `make lab`: they, the panels and the CLI read the demo's "
+        "candles from the default store above.")
+    _say_where_notebooks_read(settings, say)
     return DemoResult(report=path, database_url=settings.database_url, series=series,
                       metrics=dict(result.metrics), run_id=run_id,
                       bot_matches_backtest=bot["same"],

@@ -7,11 +7,19 @@ environment variables:
 =========================  ===================  ==========================================
 environment variable       settings-file key    default
 =========================  ===================  ==========================================
-``TCP_LAB_HOME``           ``home``             ``./data``
+``TCP_LAB_HOME``           ``home``             ``<project root>/data``
 ``TCP_LAB_DATABASE_URL``   ``database_url``     ``duckdb:///<home>/tcp_lab.duckdb``
 ``TCP_LAB_REDIS_URL``      ``redis_url``        ``memory://`` (in-process fakeredis)
 ``TCP_LAB_SCHEDULER``      ``scheduler``        unset: run in this process
 =========================  ===================  ==========================================
+
+Every entry point (the CLI, a notebook kernel in ``notebooks/``, a panel, a batch run)
+resolves them the same way, wherever it runs from: the **project root** is the nearest
+folder, from the working directory upwards, that holds ``config/settings.json`` or one
+of ``config/bots``, ``config/strategies``, ``config/batches`` (the working directory
+when none does); the default settings file is ``<root>/config/settings.json``, and a
+relative ``home`` or DuckDB file (``duckdb:///data/lab.duckdb``) is taken from the root,
+never from the working directory.
 
 Nothing is read at import time: call :func:`load_settings`. Passwords in URLs
 (``user:password@`` or ``?password=…``) are redacted by ``repr``/``str`` and
@@ -37,6 +45,7 @@ __all__ = [
     "BUS_SCHEMES",
     "Settings",
     "load_settings",
+    "project_root",
     "redact_url",
     "settings_file_path",
     "update_settings_file",
@@ -56,6 +65,47 @@ ENV_VARS = {
 SETTINGS_FILE_ENV = "TCP_LAB_SETTINGS_FILE"
 DEFAULT_SETTINGS_FILE = Path("config") / "settings.json"
 DEFAULT_DB_FILE = "tcp_lab.duckdb"
+#: A folder holding one of these is a tcp_lab project (its root).
+PROJECT_MARKERS = (DEFAULT_SETTINGS_FILE, Path("config") / "bots",
+                   Path("config") / "strategies", Path("config") / "batches")
+_DUCKDB_PREFIX = "duckdb:///"
+
+
+def project_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """The project root: the nearest folder from ``start`` upwards that holds a marker.
+
+    Markers are ``config/settings.json``, ``config/bots``, ``config/strategies`` and
+    ``config/batches``. A notebook in ``<root>/notebooks/`` and a shell in ``<root>``
+    get the same root, hence the same store.
+
+    Parameters
+    ----------
+    start
+        Where to start looking (default: the working directory).
+
+    Returns
+    -------
+    Path
+        The root (absolute); ``start`` itself when no folder above it is a project.
+    """
+    here = Path(start if start is not None else Path.cwd()).expanduser().resolve()
+    return next((d for d in (here, *here.parents)
+                 if any((d / m).exists() for m in PROJECT_MARKERS)), here)
+
+
+def _from_root(path: str | os.PathLike[str], root: Path) -> Path:
+    p = Path(path).expanduser()
+    return (p if p.is_absolute() else root / p).resolve()
+
+
+def _absolute_duckdb_url(url: str, root: Path) -> str:
+    """``duckdb:///relative/file`` taken from the project root (other URLs unchanged)."""
+    if not url.startswith(_DUCKDB_PREFIX):
+        return url
+    rest = url[len(_DUCKDB_PREFIX):]
+    if not rest or rest.startswith(("/", ":memory:", "~")) or "?" in rest:
+        return url
+    return f"{_DUCKDB_PREFIX}{_from_root(rest, root)}"
 
 
 #: A query parameter whose (lower-cased) name contains one of these holds a secret:
@@ -164,6 +214,9 @@ class Settings(BaseModel):
     scheduler
         ``None`` (in process), ``"local"`` (a Dask LocalCluster) or
         ``tcp://host:8786`` (an existing Dask scheduler).
+    root
+        The project root relative paths were taken from (see :func:`project_root`);
+        bot configs are looked up in ``<root>/config/bots``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -172,6 +225,7 @@ class Settings(BaseModel):
     database_url: str
     redis_url: str = "memory://"
     scheduler: str | None = None
+    root: Path = Path(".")
 
     @field_validator("database_url")
     @classmethod
@@ -208,6 +262,7 @@ class Settings(BaseModel):
             "database_url": redact_url(self.database_url),
             "redis_url": redact_url(self.redis_url),
             "scheduler": redact_url(self.scheduler),
+            "root": str(self.root),
         }
 
     def __repr_args__(self):  # used by repr() and str()
@@ -240,9 +295,10 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
 
 
 def settings_file_path(env: Mapping[str, str] | None = None) -> Path:
-    """The settings file read: ``$TCP_LAB_SETTINGS_FILE``, else ``config/settings.json``."""
+    """The settings file read: ``$TCP_LAB_SETTINGS_FILE``, else ``<root>/config/settings.json``."""
     env = os.environ if env is None else env
-    return Path(env.get(SETTINGS_FILE_ENV) or DEFAULT_SETTINGS_FILE)
+    explicit = env.get(SETTINGS_FILE_ENV)
+    return Path(explicit) if explicit else project_root() / DEFAULT_SETTINGS_FILE
 
 
 def update_settings_file(
@@ -274,7 +330,7 @@ def update_settings_file(
     Examples
     --------
     >>> update_settings_file({"redis_url": "redis://127.0.0.1:16379/0"})  # doctest: +SKIP
-    PosixPath('config/settings.json')
+    PosixPath('/home/me/tcp_lab/config/settings.json')
     """
     path = Path(settings_file) if settings_file is not None else settings_file_path(env)
     data = _read_settings_file(path) if path.is_file() else {}
@@ -307,7 +363,7 @@ def load_settings(
         Environment to read ``TCP_LAB_*`` variables from (default ``os.environ``).
     settings_file
         JSON file to read (default ``$TCP_LAB_SETTINGS_FILE`` or
-        ``config/settings.json`` when it exists).
+        ``<project root>/config/settings.json`` when it exists; see :func:`project_root`).
     **overrides
         Values that win over everything else (``database_url=...``), for tests
         and notebooks.
@@ -329,15 +385,22 @@ def load_settings(
     'duckdb:////tmp/lab/tcp_lab.duckdb'
     """
     env = os.environ if env is None else env
-    explicit_file = settings_file is not None or SETTINGS_FILE_ENV in env
-    path = Path(settings_file or env.get(SETTINGS_FILE_ENV) or DEFAULT_SETTINGS_FILE)
+    explicit = settings_file or env.get(SETTINGS_FILE_ENV)
+    path = Path(explicit).expanduser().resolve() if explicit else None
+    # The root of an explicit settings file is its project's (config/settings.json's
+    # grandparent) when it is in one; else the working directory's.
+    root = project_root(path.parent) if path is not None else project_root()
+    if path is not None and not any((root / m).exists() for m in PROJECT_MARKERS):
+        root = project_root()
+    if path is None:
+        path = root / DEFAULT_SETTINGS_FILE
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     if path.is_file():
         for key, value in _read_settings_file(path).items():
             values[key] = value
             sources[key] = f"settings file {path}"
-    elif explicit_file:
+    elif explicit:
         raise ConfigError(
             f"settings file {path} does not exist",
             hint=f"create it or unset {SETTINGS_FILE_ENV}",
@@ -353,10 +416,12 @@ def load_settings(
             values[key] = value
             sources[key] = "argument"
 
-    home = Path(values.get("home") or "data").expanduser().resolve()
-    values["home"] = home
+    home = _from_root(values.get("home") or "data", root)
+    values["home"], values["root"] = home, root
     if not values.get("database_url"):
-        values["database_url"] = f"duckdb:///{home / DEFAULT_DB_FILE}"
+        values["database_url"] = f"{_DUCKDB_PREFIX}{home / DEFAULT_DB_FILE}"
+    elif isinstance(values["database_url"], str):
+        values["database_url"] = _absolute_duckdb_url(values["database_url"].strip(), root)
     try:
         return Settings(**values)
     except ValidationError as e:

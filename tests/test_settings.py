@@ -29,6 +29,45 @@ def test_home_defaults_to_data_in_cwd(tmp_path, monkeypatch):
     assert s.home == (tmp_path / "data").resolve()
 
 
+def _project(tmp_path: Path) -> Path:
+    root = tmp_path / "lab"
+    (root / "config" / "bots").mkdir(parents=True)
+    (root / "notebooks" / "deep").mkdir(parents=True)
+    return root
+
+
+def test_every_folder_of_a_project_resolves_the_same_home_and_store(tmp_path, monkeypatch):
+    root = _project(tmp_path)
+    seen = []
+    for cwd in (root, root / "notebooks", root / "notebooks" / "deep"):
+        monkeypatch.chdir(cwd)
+        s = load_settings(env={})
+        seen.append((s.root, s.home, s.database_url))
+    assert seen == [(root.resolve(), (root / "data").resolve(),
+                     f"duckdb:///{(root / 'data' / 'tcp_lab.duckdb').resolve()}")] * 3
+
+
+def test_relative_paths_in_the_settings_file_are_taken_from_the_root(tmp_path, monkeypatch):
+    root = _project(tmp_path)
+    (root / "config" / "settings.json").write_text(json.dumps(
+        {"home": "var/lab", "database_url": "duckdb:///var/db/lab.duckdb"}))
+    monkeypatch.chdir(root / "notebooks")
+    s = load_settings(env={})
+    assert s.home == (root / "var" / "lab").resolve()
+    assert s.database_url == f"duckdb:///{(root / 'var' / 'db' / 'lab.duckdb').resolve()}"
+    # an explicit settings file in a project gets that project's root, wherever we run
+    monkeypatch.chdir(tmp_path)
+    s2 = load_settings(env={"TCP_LAB_SETTINGS_FILE": str(root / "config" / "settings.json")})
+    assert (s2.root, s2.home, s2.database_url) == (s.root, s.home, s.database_url)
+
+
+def test_urls_that_are_not_relative_files_are_kept(tmp_path):
+    for url in ("duckdb:///:memory:", f"duckdb:///{tmp_path}/x.duckdb",
+                "postgresql://u@db:5432/lab"):
+        assert load_settings(env={"TCP_LAB_HOME": str(tmp_path)},
+                             database_url=url).database_url == url
+
+
 def test_environment_wins_over_settings_file(tmp_path):
     f = tmp_path / "settings.json"
     f.write_text(json.dumps({"redis_url": "redis://file:6379/0", "scheduler": "local"}))
@@ -247,7 +286,7 @@ def test_update_settings_file_writes_the_file_in_use(tmp_path):
     f = tmp_path / "mine.json"
     env = {"TCP_LAB_SETTINGS_FILE": str(f)}
     assert settings_file_path(env) == f
-    assert settings_file_path({}) == Path("config") / "settings.json"
+    assert settings_file_path({}) == Path.cwd().resolve() / "config" / "settings.json"
     update_settings_file({"database_url": "postgresql://postgres@127.0.0.1:15432/tcp_lab"},
                          env=env)
     assert load_settings(env=env).database_url == "postgresql://postgres@127.0.0.1:15432/tcp_lab"

@@ -31,13 +31,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tcp_lab.errors import ConfigError, StrategyError
 from tcp_lab.execution import TradingOptions
+from tcp_lab.settings import project_root
 from tcp_lab.strategies import BaseStrategy, get_strategy
 from tcp_lab.timeframes import parse_timeframe, to_utc_timestamp
 
-__all__ = ["BotConfig", "load_bot_config", "find_bot_config", "DEFAULT_CONFIG_DIR"]
+__all__ = ["BotConfig", "load_bot_config", "find_bot_config", "default_config_dir",
+           "DEFAULT_CONFIG_DIR"]
 
 #: Where ``tcp-lab bots start NAME`` looks for ``NAME.json``.
 DEFAULT_CONFIG_DIR = Path("config") / "bots"
+
+
+def default_config_dir() -> Path:
+    """``<project root>/config/bots`` (see :func:`tcp_lab.settings.project_root`)."""
+    return project_root() / DEFAULT_CONFIG_DIR
 #: A bot name is used in channel names and keys: no spaces, no glob characters.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _START_WORDS = ("latest", "earliest")
@@ -330,7 +337,7 @@ def find_bot_config(name: str, config_dir: str | Path | None = None) -> Path:
     direct = Path(name)
     if direct.suffix == ".json" and direct.is_file():
         return direct
-    folder = Path(config_dir) if config_dir is not None else DEFAULT_CONFIG_DIR
+    folder = Path(config_dir) if config_dir is not None else default_config_dir()
     p = folder / f"{name}.json"
     if p.is_file():
         return p

@@ -242,9 +242,9 @@ class BotPanel(widgets.VBox):
     def _configs(self) -> list[str]:
         folder = self.config_dir
         if folder is None:
-            from tcp_lab.bots.config import DEFAULT_CONFIG_DIR
+            from tcp_lab.bots.config import default_config_dir
 
-            folder = DEFAULT_CONFIG_DIR
+            folder = default_config_dir()
         return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
     def _update_options(self) -> None:
