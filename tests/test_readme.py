@@ -198,7 +198,7 @@ _CLI = [
     ("tcp-lab collect --exchange binance --symbols BTC/USDT,ETH/USDT --timeframes 1m,5m,1h "
      "--since 2024-01-01", " --until 2024-01-02 --exchange-url {url}", 0),
     ("tcp-lab db info", "", 0),
-    ("tcp-lab data check [--repair]", " --exchange-url {url}", 0),  # quiet minutes confirmed
+    ("tcp-lab data check [--repair]", "", 0),  # repairs from the recorded source: the emulator
     ("tcp-lab strategy list", "", 0),
     ("tcp-lab strategy check NAME", "", 0),
     ("tcp-lab backtest --strategy sma_cross --parameters '{\"fast\":10,\"slow\":30}' "

@@ -1,10 +1,14 @@
 """Where collected data goes: candles and raw trades into the store, messages onto the bus.
 
-One :class:`Sink` per collector. The store is the source of truth: a candle is
-published only after it was stored, and a bus that is down is logged and
-counted (bots catch up from the store) rather than stopping the collection.
-Live trades go only onto the bus, and only to a channel someone subscribes
-to (asked at most once per :data:`LISTENERS_TTL` seconds per channel).
+One :class:`Sink` per collector. With an ``origin`` (the provider's redacted
+base URL), the first candles it stores of each series record that series'
+source (:meth:`~tcp_lab.store.Store.save_series_source`).
+
+The store is the source of truth: a candle is published only after it was
+stored, and a bus that is down is logged and counted (bots catch up from the
+store) rather than stopping the collection. Live trades go only onto the bus,
+and only to a channel someone subscribes to (asked at most once per
+:data:`LISTENERS_TTL` seconds per channel).
 """
 
 from __future__ import annotations
@@ -61,13 +65,20 @@ class Sink:
         The exchange id the data is stored under.
     source
         ``source`` of the events (``"collector:binance"``).
+    origin
+        Where the data comes from (the provider's ``source``: the exchange's or
+        emulator's base URL), recorded with each series this sink writes; None
+        records nothing (a repair keeps the source a series was collected from).
     """
 
-    def __init__(self, store: Any, bus: Any, exchange: str, source: str) -> None:
+    def __init__(self, store: Any, bus: Any, exchange: str, source: str, *,
+                 origin: str | None = None) -> None:
         self.store, self.bus, self.exchange, self.source = store, bus, exchange, source
+        self.origin = origin
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._listeners: dict[str, tuple[int, float]] = {}  # channel -> (count, asked at)
+        self._sourced: set[tuple[str, str]] = set()  # series whose source is recorded
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -84,6 +95,10 @@ class Sink:
             return 0
         n = self.store.save_candles(candles, self.exchange, symbol, timeframe)
         self._count("candles_stored", n)
+        if self.origin is not None and (symbol, timeframe) not in self._sourced:
+            self.store.save_series_source(self.exchange, symbol, timeframe, self.origin)
+            with self._lock:
+                self._sourced.add((symbol, timeframe))
         if publish and self.bus is not None:
             flags = (corrected.reindex(candles.index, fill_value=False)
                      if isinstance(corrected, pd.Series)
@@ -102,6 +117,15 @@ class Sink:
                     self._count("candles_published")
                     if m.corrected:
                         self._count("corrections_published")
+        return n
+
+    def save_quiet(self, slots: pd.DatetimeIndex, symbol: str, timeframe: str) -> int:
+        """Record slots the exchange confirmed had no trades (see
+        :meth:`~tcp_lab.store.Store.save_quiet_slots`)."""
+        if not len(slots):
+            return 0
+        n = self.store.save_quiet_slots(slots, self.exchange, symbol, timeframe)
+        self._count("quiet_slots_recorded", n)
         return n
 
     def save_trades(self, trades: pd.DataFrame, symbol: str) -> int:

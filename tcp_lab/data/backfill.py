@@ -7,6 +7,13 @@ what is stored: only the ranges before the first and after the last stored
 candle of each series are fetched (holes in between are ``tcp-lab data check
 --repair``'s job). Each page is stored as soon as it arrives, so an interrupted
 backfill keeps everything received and the next run resumes after it.
+
+Slots a page reports empty (no trades: no candle is stored) are recorded as
+*quiet* in the store when they lie between two candles of the series, so the
+data check counts them as explained (:mod:`tcp_lab.data.quality`). Empty slots
+before a series' first candle (e.g. before the market listed) or after its last
+one (the newest slots, which an exchange may still be filling in) are not
+recorded; a later backfill or repair confirms them once candles surround them.
 """
 
 from __future__ import annotations
@@ -217,12 +224,46 @@ class BackfillSummary:
         return "\n".join(lines)
 
 
+class _QuietSlots:
+    """Which empty slots of a range's pages to record as quiet: those between candles.
+
+    Pages come in time order. An empty slot after a candle (stored before the
+    range, or received) waits until a later candle (received, or stored after the
+    range) closes it in.
+    """
+
+    def __init__(self, sink: Any, symbol: str, timeframe: str, *, stored_before: bool) -> None:
+        self.sink, self.symbol, self.timeframe = sink, symbol, timeframe
+        self.seen = stored_before
+        self.pending = _NO_TS
+
+    def page(self, candles: pd.DatetimeIndex, empty: pd.DatetimeIndex) -> None:
+        if not len(candles):
+            if self.seen and len(empty):
+                self.pending = self.pending.append(empty)
+            return
+        first, last = candles.min(), candles.max()
+        inside = empty[(empty < last) & ((empty > first) | self.seen)]
+        self._record(self.pending.append(inside))
+        self.pending, self.seen = empty[empty > last], True
+
+    def close(self) -> None:
+        """The range ended before a stored candle: what waits is between candles."""
+        self._record(self.pending)
+        self.pending = _NO_TS
+
+    def _record(self, slots: pd.DatetimeIndex) -> None:
+        if len(slots):
+            self.sink.save_quiet(slots, self.symbol, self.timeframe)
+
+
 def backfill_range(provider: Provider, sink: Any, symbol: str, timeframe: str,
                    start: pd.Timestamp, end: pd.Timestamp, *, rest: Rest,
                    stop: threading.Event | None = None, progress: Any = None,
                    on_page: Callable[[CandlePage], None] | None = None,
                    publish_after: pd.Timestamp | None = None,
-                   corrected: bool = False, result: SeriesBackfill | None = None
+                   corrected: bool = False, result: SeriesBackfill | None = None,
+                   stored_before: bool = False, stored_after: bool = False
                    ) -> SeriesBackfill:
     """Fetch and store the candles closing in ``[start, end]``, page by page.
 
@@ -250,6 +291,10 @@ def backfill_range(provider: Provider, sink: Any, symbol: str, timeframe: str,
         Publish them flagged ``corrected=True`` (a repair of published candles).
     result
         Accumulate into this record instead of a new one.
+    stored_before, stored_after
+        A candle of the series is stored before ``start`` / after ``end`` (a
+        resume, a repair): the empty slots next to it are between candles too,
+        and recorded as quiet (see the module docstring).
 
     Raises
     ------
@@ -258,6 +303,7 @@ def backfill_range(provider: Provider, sink: Any, symbol: str, timeframe: str,
     """
     tf = parse_timeframe(timeframe)
     out = result or SeriesBackfill(symbol, tf.name, start, end)
+    quiet = _QuietSlots(sink, symbol, tf.name, stored_before=stored_before)
     cursor = start
     while cursor <= end:
         if stop is not None and stop.is_set():
@@ -283,6 +329,7 @@ def backfill_range(provider: Provider, sink: Any, symbol: str, timeframe: str,
             out.stored += sink.save_candles(candles, symbol, tf.name)
         if len(page.empty):
             out.empty = out.empty.append(page.empty) if len(out.empty) else page.empty
+        quiet.page(candles.index, page.empty)
         if on_page is not None:
             on_page(page)
         if page.end < at:
@@ -293,6 +340,8 @@ def backfill_range(provider: Provider, sink: Any, symbol: str, timeframe: str,
         if progress is not None:
             progress.update(int((page.end - at) // tf.delta) + 1)
         cursor = page.end + tf.delta
+    if stored_after and cursor > end:
+        quiet.close()
     return out
 
 
@@ -370,11 +419,14 @@ def run_backfill(provider: Provider, sink: Any, symbols: list[str], timeframes: 
     bar = _bar(slots, progress)
     try:
         for rec, ranges in plan:
+            stored = spans.get((rec.symbol, rec.timeframe))
             for a, b in ranges:
                 if bar is not None:
                     bar.set_description(f"{rec.symbol} {rec.timeframe}")
                 backfill_range(provider, sink, rec.symbol, rec.timeframe, a, b, rest=rest,
-                               stop=stop, progress=bar, result=rec)
+                               stop=stop, progress=bar, result=rec,
+                               stored_before=stored is not None and stored[0] < a,
+                               stored_after=stored is not None and stored[1] > b)
             summary.series.append(rec)
             if stop.is_set():
                 summary.interrupted = True

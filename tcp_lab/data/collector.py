@@ -60,6 +60,7 @@ from tcp_lab.data.handle import CollectionHandle
 from tcp_lab.data.live import LiveOptions
 from tcp_lab.data.providers.base import Provider, TransientError, make_provider
 from tcp_lab.data.quality import SeriesCheck, check_store, repair_series
+from tcp_lab.data.sources import source_note
 from tcp_lab.errors import ConfigError, ServiceError
 from tcp_lab.retry import Backoff, call_with_retry
 from tcp_lab.timeframes import parse_timeframe
@@ -191,7 +192,8 @@ class DataCollector:
                 elif bus is False:
                     bus = None
                 self._bus = bus
-                self._sink = Sink(self.store, bus, self.exchange, f"collector:{self.exchange}")
+                self._sink = Sink(self.store, bus, self.exchange, f"collector:{self.exchange}",
+                                  origin=getattr(self.provider, "source", None))
             return self._sink
 
     def close(self) -> None:
@@ -321,8 +323,11 @@ class DataCollector:
         symbol, timeframe
             Only these (default: every stored series of the exchange).
         repair
-            Fetch the missing ranges from the exchange and check again; the
-            result then says which slots the exchange confirmed as empty.
+            Fetch the holes (missing slots not confirmed quiet) from this
+            collector's exchange and check again: what it has is stored, what
+            it reports empty is recorded as quiet, so the series checks clean
+            next time. A series recorded as collected elsewhere (or with no
+            recorded source) gets a one-line ``note`` saying so.
         max_jump
             Close-to-close change flagged as suspicious (default 25 %).
 
@@ -340,11 +345,18 @@ class DataCollector:
         checks = check_store(self.store, self.exchange, symbol, timeframe, **kw)
         if not repair:
             return checks
+        if not any(c.holes for c in checks):
+            return checks
         stop = threading.Event()
         rest = lambda fn, what: self.rest(fn, what, stop)  # noqa: E731
-        quiet = Sink(self.store, None, self.exchange, f"collector:{self.exchange}")
-        return [repair_series(c, self.provider, quiet, rest, **kw) if c.missing else c
-                for c in checks]
+        # no origin: a repair keeps the source the series was collected from
+        sink = Sink(self.store, None, self.exchange, f"collector:{self.exchange}")
+        sources = self.store.load_series_sources(self.exchange)
+        recorded = {(r.symbol, r.timeframe): r.source for r in sources.itertuples()}
+        used = getattr(self.provider, "source", None) or repr(self.provider)
+        return [repair_series(c, self.provider, sink, rest, **kw, note=source_note(
+                    c.series, recorded.get((c.symbol, c.timeframe)), used))
+                if c.holes else c for c in checks]
 
     # ------------------------------------------------------------------ live
     def start_background(self, symbols: Any, timeframes: Any, since: Any = None

@@ -2,10 +2,15 @@
 
 ``tcp-lab data check [--repair]`` and :meth:`DataCollector.check_data` use
 this module. A *missing* candle is a slot on the timeframe's grid, between the
-first and the last stored candle, without a candle. It may be a genuine quiet
-interval (no trades: tcp_lab stores no candle then) or lost data; a repair
-asks the exchange, stores what it has, and reports the slots the exchange
-confirmed as empty.
+first and the last stored candle, without a candle. It is either
+
+- **confirmed quiet**: the exchange reported the slot had no trades (tcp_lab
+  stores no candle then), recorded in the store by the backfill or repair that
+  asked (:meth:`~tcp_lab.store.Store.save_quiet_slots`). Explained: a series
+  whose missing slots are all confirmed quiet checks clean; or
+- a **hole**: nobody confirmed it (lost data, or a quiet slot collected live or
+  imported). A repair asks the exchange again, stores what it has and records
+  what it reports empty, so a repaired series checks clean next time.
 
 >>> from tcp_lab.store import open_store
 >>> with open_store("duckdb:///:memory:") as store:
@@ -50,16 +55,25 @@ class SeriesCheck:
         Close times of the first and last stored candle (None when empty).
     missing
         Runs of missing grid slots between first and last: ``(first, last, count)``.
+    quiet
+        The missing runs the exchange confirmed had no trades (recorded in the
+        store by a backfill or a repair): explained, not a defect.
+    holes
+        The missing runs nobody confirmed: lost data, or quiet slots not yet
+        confirmed (``tcp-lab data check --repair`` asks the exchange).
     duplicates
         Close times stored more than once (the key forbids it; 0 expected).
     suspicious
         One row per flagged candle: ``ts``, ``reason``, ``value``.
+    repaired_from
+        After a repair: the (redacted) URL it fetched from; None when no repair ran.
     repaired
-        Candles stored by a repair.
+        Candles a repair stored.
     confirmed_empty
-        After a repair: missing runs the exchange confirmed have no trades.
-    still_missing
-        After a repair: missing runs the exchange did not confirm either way.
+        Runs a repair confirmed quiet (they are in ``quiet`` now).
+    note
+        One line about the repair's source (a series without a recorded source,
+        or collected from elsewhere); empty when there is nothing to say.
     """
 
     exchange: str
@@ -69,52 +83,96 @@ class SeriesCheck:
     first: pd.Timestamp | None
     last: pd.Timestamp | None
     missing: Ranges = field(default_factory=list)
+    quiet: Ranges = field(default_factory=list)
+    holes: Ranges = field(default_factory=list)
     duplicates: int = 0
     suspicious: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame({"ts": pd.Series([], dtype=TS_DTYPE),
                                               "reason": pd.Series([], dtype="str"),
                                               "value": pd.Series([], dtype="float64")}))
+    repaired_from: str | None = None
     repaired: int = 0
     confirmed_empty: Ranges = field(default_factory=list)
-    still_missing: Ranges | None = None
+    note: str = ""
+
+    @property
+    def series(self) -> str:
+        """``"binance BTC/USDT 1m"``."""
+        return f"{self.exchange} {self.symbol} {self.timeframe}"
 
     @property
     def missing_count(self) -> int:
-        """Missing grid slots in all."""
+        """Missing grid slots in all (quiet ones and holes)."""
         return _count(self.missing)
 
     @property
+    def quiet_count(self) -> int:
+        """Missing slots confirmed quiet."""
+        return _count(self.quiet)
+
+    @property
+    def hole_count(self) -> int:
+        """Missing slots not confirmed quiet."""
+        return _count(self.holes)
+
+    @property
     def ok(self) -> bool:
-        """No missing slot (other than confirmed-empty ones), no duplicate, nothing suspicious."""
-        unexplained = self.missing if self.still_missing is None else self.still_missing
-        return not unexplained and not self.duplicates and self.suspicious.empty
+        """No hole (missing slots all confirmed quiet), no duplicate, nothing suspicious."""
+        return not self.holes and not self.duplicates and self.suspicious.empty
+
+    @property
+    def verdict(self) -> str:
+        """``"OK"``, or what is wrong in words, e.g. ``"3 missing candle(s) not confirmed
+        quiet (1 hole(s)); 2 suspicious candle(s)"``."""
+        problems = []
+        if self.holes:
+            problems.append(f"{self.hole_count:,} missing candle(s) not confirmed quiet "
+                            f"({len(self.holes)} hole(s))")
+        if self.duplicates:
+            problems.append(f"{self.duplicates} duplicate(s)")
+        if len(self.suspicious):
+            problems.append(f"{len(self.suspicious)} suspicious candle(s)")
+        return "; ".join(problems) or "OK"
 
     def summary(self) -> str:
         """One line: the series and what was found."""
-        head = f"{self.exchange} {self.symbol} {self.timeframe}: {self.candles:,} candles"
+        head = f"{self.series}: {self.candles:,} candles"
         if self.first is not None:
             head += f" {self.first:%Y-%m-%d %H:%M} .. {self.last:%Y-%m-%d %H:%M}"
-        parts = [f"{self.missing_count:,} missing in {len(self.missing)} range(s)"]
-        if self.still_missing is not None:
-            parts.append(f"repaired {self.repaired:,}, confirmed empty "
-                         f"{_count(self.confirmed_empty):,}, still missing "
-                         f"{_count(self.still_missing):,}")
+        if self.missing:
+            parts = [f"{self.missing_count:,} missing: {self.quiet_count:,} confirmed quiet, "
+                     f"{self.hole_count:,} in {len(self.holes)} hole(s)"]
+        else:
+            parts = ["none missing"]
         parts.append(f"{self.duplicates} duplicate(s)")
         parts.append(f"{len(self.suspicious)} suspicious")
-        return head + " — " + ", ".join(parts) + (" — OK" if self.ok else "")
+        return head + " — " + ", ".join(parts) + " — " + ("OK" if self.ok else "NOT OK")
 
-    def lines(self, limit: int = 5) -> list[str]:
-        """The summary, then the first ``limit`` ranges and flagged candles."""
+    def lines(self, limit: int = 3) -> list[str]:
+        """The summary, the repair, then the first ``limit`` holes, quiet ranges and
+        flagged candles."""
         out = [self.summary()]
-        shown = self.missing if self.still_missing is None else self.still_missing
-        label = "missing" if self.still_missing is None else "still missing"
-        for a, b, n in shown[:limit]:
-            out.append(f"    {label} {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M} ({n})")
-        for a, b, n in self.confirmed_empty[:limit]:
-            out.append(f"    confirmed empty {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M} ({n})")
+        if self.note:
+            out.append(f"    note: {self.note}")
+        if self.repaired_from is not None:
+            out.append(f"    repaired from {self.repaired_from}: {self.repaired:,} candle(s) "
+                       f"stored, {_count(self.confirmed_empty):,} slot(s) confirmed quiet")
+        out += _ranges("hole (unconfirmed)", "hole(s)", self.holes, limit)
+        out += _ranges("confirmed quiet", "quiet range(s)", self.quiet, limit)
         for row in self.suspicious.head(limit).itertuples():
             out.append(f"    suspicious {row.ts:%Y-%m-%d %H:%M} {row.reason} ({row.value:.6g})")
+        if len(self.suspicious) > limit:
+            out.append(f"    … and {len(self.suspicious) - limit} more suspicious candle(s)")
         return out
+
+
+def _ranges(label: str, plural: str, ranges: Ranges, limit: int) -> list[str]:
+    out = [f"    {label} {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M} ({n})"
+           for a, b, n in ranges[:limit]]
+    if len(ranges) > limit:
+        rest = ranges[limit:]
+        out.append(f"    … and {len(rest)} more {plural}, {_count(rest):,} slot(s)")
+    return out
 
 
 def _suspicious(df: pd.DataFrame, max_jump: float) -> pd.DataFrame:
@@ -140,6 +198,13 @@ def _suspicious(df: pd.DataFrame, max_jump: float) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True).sort_values("ts", ignore_index=True)
 
 
+def _stamps(ranges: Ranges, timeframe: str) -> pd.DatetimeIndex:
+    out = pd.DatetimeIndex([], dtype=TS_DTYPE, name="ts")
+    for a, b, _ in ranges:
+        out = out.append(grid(a, b, timeframe))
+    return out
+
+
 def check_series(store: Any, exchange: str, symbol: str, timeframe: str, *,
                  max_jump: float = DEFAULT_MAX_JUMP) -> SeriesCheck:
     """Check one stored series.
@@ -156,6 +221,8 @@ def check_series(store: Any, exchange: str, symbol: str, timeframe: str, *,
     Returns
     -------
     SeriesCheck
+        Missing slots split into confirmed quiet ones (recorded in the store)
+        and holes.
     """
     tf = parse_timeframe(timeframe)
     df = store.load_candles(exchange, symbol, tf.name)
@@ -164,8 +231,11 @@ def check_series(store: Any, exchange: str, symbol: str, timeframe: str, *,
     idx = df.index
     first, last = idx.min(), idx.max()
     missing = grid(first, last, tf).difference(idx)
+    quiet = missing.intersection(store.load_quiet_slots(exchange, symbol, tf.name, first, last))
     return SeriesCheck(exchange, symbol, tf.name, len(df), first, last,
                        missing=compress_ranges(missing, tf),
+                       quiet=compress_ranges(quiet, tf),
+                       holes=compress_ranges(missing.difference(quiet), tf),
                        duplicates=int(idx.duplicated().sum()),
                        suspicious=_suspicious(df[~idx.duplicated()], max_jump))
 
@@ -186,26 +256,31 @@ def check_store(store: Any, exchange: str | None = None, symbol: str | None = No
 
 
 def repair_series(check: SeriesCheck, provider: Provider, sink: Any, rest: Rest, *,
-                  max_jump: float = DEFAULT_MAX_JUMP) -> SeriesCheck:
-    """Fetch the missing ranges of ``check`` again; return the series checked anew.
+                  max_jump: float = DEFAULT_MAX_JUMP, note: str = "") -> SeriesCheck:
+    """Fetch the holes of ``check`` again; return the series checked anew.
 
-    The result's ``confirmed_empty`` lists the runs the exchange reported as
-    having no trades, ``still_missing`` those it did not cover (e.g. outside
-    its history), ``repaired`` the candles stored.
+    What the exchange has is stored; the slots it reports empty are recorded as
+    quiet (:func:`~tcp_lab.data.backfill.backfill_range`), so the next check
+    counts them as explained. The result's ``repaired`` counts the candles
+    stored, ``confirmed_empty`` the runs now confirmed quiet, ``holes`` what the
+    exchange did not cover (e.g. outside its history); ``note`` is passed through.
+
+    Raises
+    ------
+    ServiceError
+        The exchange stayed unreachable (after the retries).
     """
-    stored, empty = 0, pd.DatetimeIndex([], dtype=TS_DTYPE, name="ts")
-    for a, b, _ in check.missing:
-        res = backfill_range(provider, sink, check.symbol, check.timeframe, a, b, rest=rest)
+    stored = 0
+    for a, b, _ in check.holes:
+        res = backfill_range(provider, sink, check.symbol, check.timeframe, a, b, rest=rest,
+                             stored_before=True, stored_after=True)
         stored += res.stored
-        if len(res.empty):
-            empty = empty.append(res.empty)
     after = check_series(sink.store, check.exchange, check.symbol, check.timeframe,
                          max_jump=max_jump)
-    gaps = pd.DatetimeIndex([], dtype=TS_DTYPE, name="ts")
-    for a, b, _ in after.missing:
-        gaps = gaps.append(grid(a, b, check.timeframe))
-    confirmed = gaps.intersection(empty)
+    confirmed = _stamps(check.holes, check.timeframe).intersection(
+        _stamps(after.quiet, check.timeframe))
+    after.repaired_from = getattr(provider, "source", None) or repr(provider)
     after.repaired = stored
     after.confirmed_empty = compress_ranges(confirmed, check.timeframe)
-    after.still_missing = compress_ranges(gaps.difference(confirmed), check.timeframe)
+    after.note = note
     return after

@@ -32,6 +32,8 @@ __all__ = [
     "bot_performance",
     "bot_owners",
     "bot_corrections",
+    "quiet_slots",
+    "series_sources",
     "schema_version",
     "DATA_TABLES",
     "Migration",
@@ -225,6 +227,33 @@ bot_corrections = sa.Table(
     sa.PrimaryKeyConstraint("bot_id", "ts", name="bot_corrections_pkey"),
 )
 
+#: Grid slots of a candle series that the exchange confirmed had no trades (quiet): the
+#: data check counts a missing candle there as explained, not as a hole. Written by
+#: backfills and repairs (:mod:`tcp_lab.data.backfill`); a candle stored later in such a
+#: slot simply wins.
+quiet_slots = sa.Table(
+    "quiet_slots",
+    metadata,
+    sa.Column("exchange", KeyText, nullable=False),
+    sa.Column("symbol", KeyText, nullable=False),
+    sa.Column("timeframe", KeyText, nullable=False),
+    _ts("ts", nullable=False),
+    sa.PrimaryKeyConstraint("exchange", "symbol", "timeframe", "ts", name="quiet_slots_pkey"),
+)
+
+#: Where each candle series was collected from: the base URL of the exchange or emulator,
+#: redacted (no credentials). ``tcp-lab data check --repair`` goes back there.
+series_sources = sa.Table(
+    "series_sources",
+    metadata,
+    sa.Column("exchange", KeyText, nullable=False),
+    sa.Column("symbol", KeyText, nullable=False),
+    sa.Column("timeframe", KeyText, nullable=False),
+    sa.Column("source", sa.Text(), nullable=False),
+    _ts("recorded_at", nullable=False),
+    sa.PrimaryKeyConstraint("exchange", "symbol", "timeframe", name="series_sources_pkey"),
+)
+
 #: One row per applied migration.
 schema_version = sa.Table(
     "schema_version",
@@ -290,6 +319,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _fills_in_sequence),
     Migration(4, "bot hosts: fencing tokens (bot_owners) and late-trade corrections",
               _create([bot_owners, bot_corrections])),
+    Migration(5, "candle series: confirmed-quiet slots and the source each was collected from",
+              _create([quiet_slots, series_sources])),
 )
 
 #: The version a fully migrated database has.

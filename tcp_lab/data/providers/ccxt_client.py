@@ -21,8 +21,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tcp_lab.errors import ConfigError
+from tcp_lab.settings import redact_url
 
-__all__ = ["make_exchange", "rewrite_api_urls", "api_key_env"]
+__all__ = ["make_exchange", "rewrite_api_urls", "api_key_env", "exchange_source",
+           "client_source", "check_exchange_url"]
 
 #: ccxt ids whose spot-only switch is ``options.fetchMarkets.types`` (the Binance family).
 _BINANCE_LIKE = {"binance", "binanceus", "binanceusdm", "binancecoinm"}
@@ -71,7 +73,9 @@ def rewrite_api_urls(api: Any, exchange_url: str) -> Any:
     return api
 
 
-def _check_exchange_url(url: str) -> str:
+def check_exchange_url(url: str) -> str:
+    """``url`` without a trailing slash, or a ConfigError naming it when it is not
+    ``http(s)://host[:port]``."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
@@ -153,10 +157,63 @@ def make_exchange(exchange_id: str = "binance", *, exchange_url: str | None = No
         defaults["apiKey"] = os.environ[key_var]
         defaults["secret"] = os.environ.get(secret_var, "")
     if exchange_url is not None:
-        exchange_url = _check_exchange_url(exchange_url)
+        exchange_url = check_exchange_url(exchange_url)
         # no wallet/margin endpoints on an emulator: keep load_markets to exchangeInfo
         options.update({"fetchCurrencies": False, "fetchMargins": False})
     exchange = cls(_deep_merge(defaults, config))
     if exchange_url is not None:
         exchange.urls["api"] = rewrite_api_urls(exchange.urls["api"], exchange_url)
     return exchange
+
+
+def _rest_url(api: Any) -> str | None:
+    """The REST URL market data comes from in a ccxt ``urls["api"]`` value: the one
+    under ``public`` or ``rest`` when there is one, else the first http(s) URL."""
+    if isinstance(api, str):
+        return api if api.startswith(("http://", "https://")) else None
+    if isinstance(api, dict):
+        for key in ("public", "rest", *api):
+            found = _rest_url(api.get(key))
+            if found:
+                return found
+    if isinstance(api, list | tuple):
+        return next((u for u in map(_rest_url, api) if u), None)
+    return None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return redact_url(urlunsplit((parts.scheme, parts.netloc, "", "", ""))) or ""
+
+
+def client_source(client: Any) -> str:
+    """The ``scheme://host[:port]`` a ccxt client gets market data from (redacted): what
+    a provider records as the source of the series it writes."""
+    url = _rest_url(client.urls.get("api"))
+    if url is None:  # pragma: no cover - every ccxt exchange has a REST URL
+        return f"ccxt:{client.id}"
+    return _origin(client.implode_hostname(url))
+
+
+def exchange_source(exchange_id: str, exchange_url: str | None = None) -> str:
+    """The source :func:`client_source` gives a client of :func:`make_exchange`.
+
+    The emulator's ``scheme://host:port`` (``exchange_url``'s; its path is not used
+    either), or the real exchange's REST host. Redacted: a password in the URL
+    becomes ``***``. Nothing connects.
+
+    Raises
+    ------
+    ConfigError
+        Unknown exchange id, or an ``exchange_url`` that is not ``http(s)://host[:port]``.
+
+    Examples
+    --------
+    >>> exchange_source("binance")
+    'https://api.binance.com'
+    >>> exchange_source("binance", "http://127.0.0.1:8765/")
+    'http://127.0.0.1:8765'
+    """
+    if exchange_url is not None:
+        return _origin(check_exchange_url(exchange_url))
+    return client_source(_exchange_class(exchange_id, False, False)())

@@ -49,7 +49,7 @@ from tcp_lab.data.providers.base import (
     no_candles,
     trades_frame,
 )
-from tcp_lab.data.providers.ccxt_client import api_key_env, make_exchange
+from tcp_lab.data.providers.ccxt_client import api_key_env, client_source, make_exchange
 from tcp_lab.errors import ConfigError, ServiceError, TcpLabError
 from tcp_lab.retry import one_line
 from tcp_lab.timeframes import Timeframe, parse_timeframe, validate_candles
@@ -206,6 +206,8 @@ class CcxtProvider:
         self.exchange_url = exchange_url
         self._config = {"enableLastJsonResponse": True, **(config or {})}
         self._rest = make_exchange(exchange, exchange_url=exchange_url, **self._config)
+        #: Where the data comes from, recorded with each series it writes (redacted).
+        self.source = client_source(self._rest)
         self._lock = threading.Lock()
         self._binance_like = exchange in _BINANCE_LIKE
         self.page_limit = int(page_limit)
