@@ -10,6 +10,12 @@ failing cell is marked by papermill), its HTML export and the
 ``metrics.json`` the notebook recorded with :func:`record_metrics`; the
 batch folder gets ``summary.csv``, ``summary.html`` and ``batch.json``.
 papermill and nbconvert load only when a batch runs.
+
+Runs read the stored candles unless the config asks for ``"source":
+"synthetic"``; before any kernel starts, :mod:`tcp_lab.batch.preflight` checks
+that the store holds every series and that every run's strategy parameters are
+valid, and every kernel gets this process's resolved settings (also on a Dask
+cluster, where an embedded DuckDB store is refused).
 """
 
 from __future__ import annotations

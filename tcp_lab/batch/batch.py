@@ -1,9 +1,12 @@
 """Run a notebook once per parameter set, in parallel, and collect a summary.
 
-:func:`run_batch` validates the config (and every parameter name against
-the notebook's ``parameters`` cell) before anything runs, hands each run to
-an executor as a call of :func:`~tcp_lab.batch.runner.run_one`, shows a
-``tqdm`` bar, and writes ``summary.csv``, ``summary.html`` and ``batch.json``.
+:func:`run_batch` validates the config (every parameter name against the
+notebook's ``parameters`` cell; then, in :mod:`tcp_lab.batch.preflight`, the
+candles each run reads, the store holding them and every run's strategy
+parameters) before anything runs, hands each run to an executor as a call of
+:func:`~tcp_lab.batch.runner.run_one` whose kernel gets the batch's resolved
+settings, shows a ``tqdm`` bar, and writes ``summary.csv``, ``summary.html`` and
+``batch.json``.
 A failing run never stops the others: it appears in the summary with its
 parameters and error, and its executed notebook shows the failing cell.
 """
@@ -20,11 +23,13 @@ from typing import Any
 
 import pandas as pd
 
+from tcp_lab.batch import preflight
 from tcp_lab.batch.config import METRICS_PARAMETER, BatchConfig, load_batch_config, resolve_path
-from tcp_lab.batch.executors import Executor, iter_completed, make_executor
+from tcp_lab.batch.executors import Executor, is_cluster, iter_completed, make_executor
 from tcp_lab.batch.runner import RunRecord, failed_record, run_one
 from tcp_lab.batch.summary import MANIFEST, summary_frame, write_summary
 from tcp_lab.errors import ConfigError
+from tcp_lab.settings import Settings, load_settings, redact_url
 
 __all__ = ["BatchResult", "run_batch", "notebook_parameters"]
 
@@ -104,9 +109,8 @@ def notebook_parameters(notebook: str | os.PathLike[str]) -> dict[str, dict[str,
     return declared
 
 
-def _output_dir(cfg: BatchConfig, given: str | os.PathLike[str] | None) -> Path:
-    from tcp_lab.settings import load_settings
-
+def _output_dir(cfg: BatchConfig, given: str | os.PathLike[str] | None,
+                settings: Settings) -> Path:
     chosen = given if given is not None else cfg.output_dir
     if chosen is not None:
         out = Path(chosen).expanduser().resolve()
@@ -114,13 +118,24 @@ def _output_dir(cfg: BatchConfig, given: str | os.PathLike[str] | None) -> Path:
             raise ConfigError(f"{cfg.where}: output dir {out} holds a batch already",
                               hint="pick another output_dir, or omit it for a new timestamped one")
         return out
-    base = load_settings().home / "batches" / cfg.batch_name
+    base = Path(settings.home).resolve() / "batches" / cfg.batch_name
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out, n = base / stamp, 1
     while out.exists():
         n += 1
         out = base / f"{stamp}-{n}"
     return out
+
+
+def _cluster(executor: str | Executor | None, settings: Settings) -> str | None:
+    """The Dask cluster the runs will execute on (for messages), or ``None`` for this machine."""
+    if executor is None and settings.scheduler is not None:
+        return str(redact_url(settings.scheduler))
+    if is_cluster(executor):
+        from tcp_lab.distributed import describe_executor
+
+        return describe_executor(executor)  # type: ignore[arg-type]
+    return None
 
 
 def run_batch(
@@ -130,6 +145,7 @@ def run_batch(
     max_workers: int | None = None,
     executor: str | Executor | None = None,
     progress: bool = True,
+    settings: Settings | None = None,
 ) -> BatchResult:
     """Run a notebook once per parameter set of a batch config and summarise the runs.
 
@@ -152,6 +168,10 @@ def run_batch(
         (:mod:`tcp_lab.distributed`), else the config's executor.
     progress
         Show a ``tqdm`` progress bar.
+    settings
+        The settings the batch and its runs use: the store the runs read, the
+        home the output goes under, the scheduler (default
+        :func:`~tcp_lab.settings.load_settings`).
 
     Returns
     -------
@@ -163,10 +183,21 @@ def run_batch(
     ------
     ConfigError
         An invalid config, a missing notebook, a parameter the notebook does
-        not declare, or an output dir that holds a batch already. Nothing
+        not declare, ``source`` other than ``"store"``/``"synthetic"``, a
+        series a ``"store"`` run reads that the store lacks, a run whose
+        strategy parameters are invalid, an embedded DuckDB store for runs on
+        a Dask cluster, or an output dir that holds a batch already. Nothing
         runs then. A failing *run* does not raise: see ``result.failed``.
     ServiceError
-        ``TCP_LAB_SCHEDULER`` is set but its scheduler is unreachable.
+        The store cannot be reached, or ``TCP_LAB_SCHEDULER`` is set but its
+        scheduler is unreachable.
+
+    Notes
+    -----
+    Every run's kernel gets the batch's resolved settings as ``TCP_LAB_*``
+    environment variables (:func:`~tcp_lab.batch.preflight.kernel_environment`),
+    so runs on a Dask worker read the same store as runs here, whatever the
+    worker's working directory or environment.
 
     Examples
     --------
@@ -179,14 +210,23 @@ def run_batch(
     notebook = resolve_path(cfg.notebook, cfg, "notebook")
     declared = notebook_parameters(notebook)
     cfg.check_parameters(declared, notebook)
-    sets = cfg.parameter_sets()
+    runs = preflight.plan_runs(cfg)
+    defaults = preflight.notebook_defaults(declared)
+    preflight.choose_sources(cfg, runs, declared)
+    preflight.check_strategies(cfg, runs, declared, defaults)
+    settings = settings if settings is not None else load_settings()
     workers = max_workers or cfg.max_workers or os.cpu_count() or 1
-    workers = max(1, min(workers, len(sets)))
-    out = _output_dir(cfg, output_dir)
+    workers = max(1, min(workers, len(runs)))
+    out = _output_dir(cfg, output_dir, settings)
+    cluster = _cluster(executor, settings)
+    if cluster is not None:  # before connecting to it, and before looking at the store
+        preflight.check_cluster(cfg, runs, declared, settings, cluster)
+    preflight.check_series(cfg, runs, defaults, settings.database_url)
+    env = preflight.kernel_environment(settings, cluster=cluster is not None)
     if executor is None:  # TCP_LAB_SCHEDULER set: its Dask client (else still None)
         from tcp_lab.distributed import get_executor
 
-        executor = get_executor()
+        executor = get_executor(settings)
     if executor is None or isinstance(executor, str):
         kind = executor or cfg.executor
         pool, owned = make_executor(kind, workers), True
@@ -200,13 +240,14 @@ def run_batch(
         raise ConfigError(f"{cfg.where}: cannot create output dir {out} ({e.strerror})") from e
 
     options = dict(kernel_name=cfg.kernel, timeout=cfg.timeout, html=cfg.html,
-                   metrics_parameter=METRICS_PARAMETER if METRICS_PARAMETER in declared else None)
-    names = [f"run-{i:03d}" for i in range(len(sets))]
+                   metrics_parameter=METRICS_PARAMETER if METRICS_PARAMETER in declared else None,
+                   env=env)
+    names = [run.name for run in runs]
     records: dict[str, RunRecord] = {}
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(sets), unit="run", desc=f"batch {cfg.batch_name}", disable=not progress)
+    bar = tqdm(total=len(runs), unit="run", desc=f"batch {cfg.batch_name}", disable=not progress)
     pending: dict[Any, tuple[str, dict[str, Any]]] = {}
 
     def collect(future: Any) -> None:
@@ -219,9 +260,10 @@ def run_batch(
         bar.set_postfix(failed=sum(not r.ok for r in records.values()), refresh=False)
 
     try:
-        for name, params in zip(names, sets, strict=True):
-            future = pool.submit(run_one, str(notebook), params, str(out / name), **options)
-            pending[future] = (name, params)
+        for run in runs:
+            future = pool.submit(run_one, str(notebook), run.params, str(out / run.name),
+                                 **options)
+            pending[future] = (run.name, run.params)
             for done in [f for f in pending if f.done()]:  # a serial executor runs at submit
                 collect(done)
         for future in iter_completed(list(pending)):
@@ -248,6 +290,8 @@ def run_batch(
         "metric": cfg.metric,
         "ascending": cfg.sort_ascending,
         "executor": kind,
+        "cluster": cluster,
+        "settings": settings.redacted(),  # where the runs read and wrote (no passwords)
         "max_workers": workers,
         "started_at": started_at.isoformat(),
         "seconds": seconds,

@@ -15,6 +15,14 @@ every run is combined with every grid point. Grid keys may be dotted to reach
 into a dict parameter (``"parameters.fast"`` sets ``parameters["fast"]``).
 Unknown keys are rejected, and every parameter name is checked against the
 notebook's ``parameters`` cell before anything runs.
+
+Candles: a notebook that declares the parameter ``source`` (02 and 03 do) reads
+``"store"`` candles in a batch unless the config says ``"source": "synthetic"``
+(in ``parameters``, a ``runs`` entry or the ``grid``, like any other notebook
+parameter); ``"auto"`` is refused, so a batch never falls back to synthetic
+candles. :mod:`tcp_lab.batch.preflight` checks, before any run starts, that the
+store holds every series the runs read and that every run's strategy parameters
+are valid.
 """
 
 from __future__ import annotations
@@ -70,7 +78,9 @@ class BatchConfig(BaseModel):
     output_dir
         Where the runs go (default under ``$TCP_LAB_HOME/batches``).
     parameters
-        Notebook parameters shared by every run.
+        Notebook parameters shared by every run. For notebooks 02 and 03 (and
+        any notebook declaring ``source``): ``"source": "store"`` (the default in
+        a batch: the series must be in the store) or ``"synthetic"``.
     runs
         Parameter sets, one run each (merged over ``parameters``).
     grid
@@ -161,17 +171,35 @@ class BatchConfig(BaseModel):
         >>> [s["parameters"] for s in cfg.parameter_sets()]
         [{'fast': 5, 'slow': 20}, {'fast': 5, 'slow': 40}]
         """
+        return [params for _, params in self.labelled_parameter_sets()]
+
+    def labelled_parameter_sets(self) -> list[tuple[str, dict[str, Any]]]:
+        """:meth:`parameter_sets`, each with where it comes from in the config, for messages.
+
+        The label names the ``runs`` entry (when there are several) and the grid
+        values of the combination; it is ``""`` for a config with one run.
+
+        Examples
+        --------
+        >>> cfg = BatchConfig(runs=[{"fees": 0.0}, {"fees": 0.001}],
+        ...                   grid={"parameters.fast": [5]})
+        >>> [label for label, _ in cfg.labelled_parameter_sets()]
+        ['runs[0], parameters.fast=5', 'runs[1], parameters.fast=5']
+        """
         runs = self.runs or [{}]
         grid = self.grid or {}
         keys = list(grid)
         out = []
         for i, run in enumerate(runs):
             merged = _merge(self.parameters, run)
+            where_run = f"runs[{i}]" if self.runs else ""
             for combo in itertools.product(*(grid[k] for k in keys)):
                 params = copy.deepcopy(merged)
                 for key, value in zip(keys, combo, strict=True):
-                    _set_dotted(params, key, value, self.where, f"runs[{i}]" if self.runs else "")
-                out.append(params)
+                    _set_dotted(params, key, value, self.where, where_run)
+                parts = [where_run] if len(runs) > 1 else []
+                parts += [f"{k}={json.dumps(v)}" for k, v in zip(keys, combo, strict=True)]
+                out.append((", ".join(parts), params))
         return out
 
     def check_parameters(self, declared: Mapping[str, Any], notebook: Path | str) -> None:

@@ -13,7 +13,10 @@
 :func:`tcp_lab.batch.run_batch` also takes an executor object: any object
 whose ``submit(fn, *args)`` returns a future with ``done()`` and ``result()``
 — e.g. a ``dask.distributed.Client`` — so runs can move to a cluster without
-changing the batch code. :func:`iter_completed` waits on such futures.
+changing the batch code. :func:`iter_completed` waits on such futures;
+:func:`is_cluster` tells a Dask client (whose runs execute on other
+processes, maybe other machines, with their own working directory) from the
+executors of this machine.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from tcp_lab.errors import ConfigError
 
-__all__ = ["EXECUTORS", "Executor", "SerialExecutor", "make_executor", "iter_completed"]
+__all__ = ["EXECUTORS", "Executor", "SerialExecutor", "make_executor", "iter_completed",
+           "is_cluster"]
 
 #: Names accepted by :func:`make_executor`.
 EXECUTORS = ("process", "serial")
@@ -95,6 +99,19 @@ def make_executor(kind: str = "process", max_workers: int | None = None) -> cf.E
         raise ConfigError(f"max_workers={max_workers!r} must be at least 1")
     return cf.ProcessPoolExecutor(max_workers=workers,
                                   mp_context=multiprocessing.get_context("spawn"))
+
+
+def is_cluster(executor: Any) -> bool:
+    """Whether ``executor`` is a Dask client (its runs execute on the cluster's workers).
+
+    Tested by the class's module, so that Dask is not imported for the check.
+
+    Examples
+    --------
+    >>> is_cluster(SerialExecutor()), is_cluster(None)
+    (False, False)
+    """
+    return type(executor).__module__.partition(".")[0] == "distributed"
 
 
 def iter_completed(futures: Iterable[Any], *, poll: float = 0.1) -> Iterator[Any]:

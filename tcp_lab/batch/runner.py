@@ -12,6 +12,7 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,25 @@ def _export_html(notebook: Path) -> tuple[Path | None, str | None]:
         return None, f"HTML export failed: {type(e).__name__}: {_first_line(str(e))}"
 
 
+def _kernel_manager_class(env: Mapping[str, str]) -> type:
+    """A Jupyter kernel manager whose kernels start with ``env`` over this process's environment.
+
+    nbclient starts the kernel through ``kernel_manager_class``; papermill has no other way
+    to give the kernel an environment, and changing ``os.environ`` would race with the
+    other runs a Dask worker executes in its threads.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    extra = {str(k): str(v) for k, v in env.items()}
+
+    class _KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            kw["env"] = {**os.environ, **(kw.get("env") or {}), **extra}
+            await super().start_kernel(**kw)
+
+    return _KernelManager
+
+
 def run_one(
     notebook: str | os.PathLike[str],
     params: dict[str, Any],
@@ -121,6 +141,7 @@ def run_one(
     html: bool = True,
     metrics_parameter: str | None = METRICS_PARAMETER,
     cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> RunRecord:
     """Execute ``notebook`` with ``params`` into ``out_dir``; never raises for a failing run.
 
@@ -143,6 +164,10 @@ def run_one(
         Notebook parameter set to ``out_dir/metrics.json`` (``None``: set none).
     cwd
         Working directory of the kernel (default: this process's).
+    env
+        Environment variables the kernel gets over this process's, e.g. the
+        client's resolved ``TCP_LAB_*`` settings when the run executes on a
+        Dask worker (see :func:`tcp_lab.batch.preflight.kernel_environment`).
 
     Returns
     -------
@@ -170,11 +195,14 @@ def run_one(
     if metrics_parameter:
         injected[metrics_parameter] = str(metrics_file)
     error: str | None = None
+    engine: dict[str, Any] = {}
+    if env:
+        engine["kernel_manager_class"] = _kernel_manager_class(env)
     try:
         pm.execute_notebook(
             str(src), str(executed), parameters=injected, kernel_name=kernel_name,
             progress_bar=False, execution_timeout=timeout, cwd=None if cwd is None else str(cwd),
-            extra_arguments=_KERNEL_ARGS,
+            extra_arguments=_KERNEL_ARGS, **engine,
         )
     except PapermillExecutionError as e:
         where = f" (cell {e.exec_count})" if e.exec_count is not None else ""

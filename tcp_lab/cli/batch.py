@@ -21,8 +21,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     df = result.summary
     params = _varying(df)
-    cols = ["run", "status", *params, *([cfg.metric] if cfg.metric in df.columns else []),
-            "error"]
+    source = ["source"] if "source" in df.columns and "source" not in params else []
+    cols = ["run", "status", *params, *source,
+            *([cfg.metric] if cfg.metric in df.columns else []), "error"]
     shown = df[cols].head(_SHOWN).copy()
     if cfg.metric in shown.columns:
         shown[cfg.metric] = [format_metric(cfg.metric, v) for v in shown[cfg.metric]]
@@ -48,7 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run a notebook once per parameter set (papermill, in parallel)",
         description="Run the notebook a batch config names once per parameter set, in "
         "parallel, and write each executed notebook, its HTML export and a summary table "
-        "(best first). Exit status 1 when a run failed (the summary names it).",
+        "(best first). Runs read the stored candles unless the config's parameters say "
+        '"source": "synthetic"; a series missing from the store, an invalid strategy '
+        "parameter in any run, or an embedded DuckDB store with TCP_LAB_SCHEDULER set is "
+        "an error (exit 2) before anything runs. Exit status 1 when a run failed (the "
+        "summary names it).",
     )
     p.add_argument("config", help="batch config, e.g. config/batches/sma_demo.json")
     p.add_argument("--output-dir", metavar="DIR",

@@ -15,12 +15,13 @@ from tcp_lab.errors import ConfigError
 
 NB02 = Path(__file__).parents[2] / "notebooks" / "02_backtest.ipynb"
 CALLS: list[dict[str, Any]] = []
+DIES = 25  # the run with this fast window kills its worker
 
 
 def fake_run_one(notebook, params, out_dir, **options) -> RunRecord:
     CALLS.append({"notebook": notebook, "params": params, "out_dir": out_dir, **options})
     fast = params["parameters"]["fast"]
-    if fast == 99:
+    if fast == DIES:
         raise RuntimeError("worker died")
     Path(out_dir).mkdir(parents=True)
     return RunRecord(name=Path(out_dir).name, parameters=params, status="ok",
@@ -34,8 +35,9 @@ def fake(monkeypatch):
     return CALLS
 
 
-CONFIG = {"name": "fake", "notebook": str(NB02), "parameters": {"strategy": "sma_cross"},
-          "grid": {"parameters.fast": [5, 99, 20]}, "executor": "serial"}
+CONFIG = {"name": "fake", "notebook": str(NB02),
+          "parameters": {"strategy": "sma_cross", "source": "synthetic"},
+          "grid": {"parameters.fast": [5, DIES, 20]}, "executor": "serial"}
 
 
 def test_serial_executor_delivers_results_and_exceptions():
@@ -93,7 +95,7 @@ def test_run_batch_default_output_dir_summary_and_dead_worker(fake, tmp_path):
     assert [r.name for r in result.records] == ["run-000", "run-001", "run-002"]
     assert [r.status for r in result.records] == ["ok", "failed", "ok"]
     assert result.failed[0].error == "RuntimeError: worker died"
-    assert result.failed[0].parameters["parameters"]["fast"] == 99
+    assert result.failed[0].parameters["parameters"]["fast"] == DIES
     assert list(result.summary["run"]) == ["run-002", "run-000", "run-001"]
     assert result.best["run"] == "run-002"
     assert result.summary_csv.is_file() and result.summary_html.is_file()

@@ -40,7 +40,7 @@ def batch(env):
         "parameters": TINY,
         "runs": [
             {"parameters": {"fast": 5, "slow": 20}},
-            {"parameters": {"fast": 50, "slow": 20}},  # fast >= slow: the strategy refuses
+            {"parameters": {"fast": 8, "slow": 20}, "fees": -0.5},  # run_backtest refuses
             {"parameters": {"fast": 10, "slow": 40}},
         ],
         "max_workers": 2,
@@ -51,11 +51,11 @@ def batch(env):
 def test_failed_run_is_reported_with_its_parameters_and_error(batch):
     assert [r.status for r in batch.records] == ["ok", "failed", "ok"]
     failed = batch.failed[0]
-    assert failed.parameters["parameters"] == {"fast": 50, "slow": 20}
-    assert failed.error.startswith("StrategyError:") and "'fast' = 50" in failed.error
+    assert failed.parameters["parameters"] == {"fast": 8, "slow": 20}
+    assert failed.error.startswith("ConfigError: run_backtest: fees=-0.5")
     assert "(cell " in failed.error
     row = batch.summary[batch.summary["run"] == failed.name].iloc[0]
-    assert row["status"] == "failed" and row["parameters.fast"] == 50
+    assert row["status"] == "failed" and row["fees"] == -0.5
     assert row["error"] == failed.error
     assert batch.summary["status"].tolist() == ["ok", "ok", "failed"]  # failures last
 
@@ -91,13 +91,14 @@ def test_cli_runs_a_batch_and_exits_1_when_a_run_failed(env, tmp_path, capsys):
     config = tmp_path / "one.json"
     config.write_text(json.dumps({
         "notebook": str(NB02), "parameters": TINY,
-        "runs": [{"parameters": {"fast": 3, "slow": 2}}], "html": False,
+        "runs": [{"fees": 2.0}], "html": False,
     }))
     code = main(["batch", str(config), "--serial", "--no-progress",
                  "--output-dir", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert code == 1
-    assert "run-000" in out and "failed" in out and "StrategyError" in out
+    assert "run-000" in out and "failed" in out and "ConfigError: run_backtest: fees=2" in out
+    assert "synthetic" in out  # the source column
     assert (tmp_path / "out" / "summary.html").is_file()
     assert not list((tmp_path / "out" / "run-000").glob("*.html"))  # html: false
 
@@ -108,3 +109,32 @@ def test_cli_config_error_is_one_line_exit_2(env, tmp_path, capsys):
     assert main(["batch", str(config)]) == 2
     err = capsys.readouterr().err
     assert "unknown field 'notebok'" in err and err.count("\n") == 1
+
+
+# -- candles from the store --------------------------------------------------------------
+def test_a_store_batch_reads_the_stored_candles(tmp_path, monkeypatch):
+    from tcp_lab.store import open_store
+    from tcp_lab.testing import make_candles
+
+    url = f"duckdb:///{tmp_path / 'stored.duckdb'}"
+    with open_store(url) as store:
+        store.save_candles(make_candles(400, "1m", seed=5), "binance", "BTC/USDT", "1m")
+    monkeypatch.setenv("TCP_LAB_DATABASE_URL", url)
+    config = {"notebook": str(NB02), "html": False, "executor": "serial",
+              "parameters": {"strategy": "sma_cross", "renderer": "plotly_mimetype",
+                             "parameters": {"fast": 5, "slow": 20}}}  # source: store (default)
+    result = run_batch(config, output_dir=tmp_path / "out", progress=False)
+    [rec] = result.records
+    assert rec.ok, rec.error
+    assert rec.parameters["source"] == "store"
+    assert rec.info["source"] == "store" and rec.info["n_candles"] == 400
+
+
+def test_the_notebook_with_source_store_fails_instead_of_falling_back(env, tmp_path):
+    from tcp_lab.batch import run_one
+
+    rec = run_one(NB02, {**TINY, "source": "store", "symbol": "NOPE/USDT"}, tmp_path / "run-000",
+                  html=False)
+    assert rec.status == "failed"
+    assert rec.error.startswith("DataError: The store ") and "NOPE/USDT 1m" in rec.error
+    assert not (tmp_path / "run-000" / "metrics.json").exists()
