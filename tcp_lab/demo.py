@@ -20,11 +20,9 @@ A second run resumes the collection and reuses the stored candles.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,29 +65,16 @@ def demo_settings(home: str | Path | None = None) -> Settings:
     """The settings the demo runs with: the embedded default of the resolved home.
 
     The store is ``<home>/tcp_lab.duckdb`` (the default a notebook or the CLI opens when
-    no database URL is set) and the bus in-process, whatever the environment says.
+    no database URL is set), the bus in-process and no Dask scheduler, whatever the
+    environment says.
     """
     base = load_settings(home=str(home) if home is not None else None)
     return load_settings(
         home=str(base.home),
         database_url=f"duckdb:///{base.home / DEFAULT_DB_FILE}",
         redis_url="memory://demo",
+        scheduler="none",  # the demo runs here, whatever TCP_LAB_SCHEDULER says
     )
-
-
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for child processes (the batch), then restore them."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _collect(settings: Settings, emulator_url: str, symbols: Sequence[str], days: int,
@@ -103,7 +88,10 @@ def _collect(settings: Settings, emulator_url: str, symbols: Sequence[str], days
         summary = collector.backfill(list(symbols), list(TIMEFRAMES), since=since, until=until)
         say(f"   {summary.candles:,} candles in {summary.requests} requests "
             f"({summary.seconds:.1f} s)")
-        checks = collector.check_data()
+        # the demo's series only; a hole (a missing candle the emulator has not confirmed
+        # as quiet) is asked again, so the check below is clean or says why not
+        checks = [c for s in symbols for tf in TIMEFRAMES
+                  for c in collector.check_data(s, tf, repair=True)]
     return checks
 
 
@@ -152,10 +140,9 @@ def _batch(settings: Settings, symbol: str, say: Callable[[str], None]) -> Any:
     if out.exists():  # the demo's own folder: a second demo replaces its batch
         say(f"   replacing the batch of the previous demo in {out}")
         shutil.rmtree(out)
-    # The runs are separate processes: they find the demo's store through the environment.
-    with _environment(TCP_LAB_DATABASE_URL=settings.database_url,
-                      TCP_LAB_HOME=str(settings.home), TCP_LAB_REDIS_URL="memory://"):
-        result = run_batch(config, output_dir=out, progress=False)
+    # The runs are kernels of this machine: they get the demo's settings (its store).
+    result = run_batch(config, output_dir=out, progress=False, executor="process",
+                       settings=settings)
     say(f"   {result.n_ok} of {len(result.records)} runs succeeded ({result.seconds:.0f} s); "
         f"summary {result.summary_html}")
     return result
@@ -220,10 +207,16 @@ def run_demo(
     say(f"[3/{STEPS}] checking the stored series")
     check_frame = pd.DataFrame([
         {"symbol": c.symbol, "timeframe": c.timeframe, "candles": c.candles,
-         "missing": c.missing_count, "duplicates": c.duplicates,
-         "suspicious": len(c.suspicious), "ok": c.ok} for c in checks])
+         "missing": c.missing_count, "confirmed quiet": c.quiet_count, "holes": c.hole_count,
+         "duplicates": c.duplicates, "suspicious": len(c.suspicious), "ok": c.ok,
+         "verdict": c.verdict} for c in checks])
     for c in checks:
         say("   " + c.summary())
+        for line in c.lines()[1:]:  # what a repair did; the first holes of a series not ok
+            if not c.ok or line.lstrip().startswith(("note:", "repaired from")):
+                say("   " + line)
+        if not c.ok:
+            say(f"       not ok: {c.verdict}")
     store = open_store(settings.database_url)
     try:
         series = store.list_series()
@@ -259,7 +252,14 @@ def run_demo(
                      "client.")
     report.heading("Stored candles").table(series, index=False)
     if len(check_frame):
-        report.heading("Data check", 3).table(check_frame, index=False)
+        report.heading("Data check", 3).paragraph(
+            "A missing candle is a slot of the grid without a stored candle. \"Confirmed "
+            "quiet\": the exchange (here the emulator) reported no trades there (tcp_lab "
+            "stores no candle then), recorded by the backfill or repair that asked. "
+            "\"Holes\": nobody confirmed them (lost data, or quiet slots not asked about "
+            "yet); `tcp-lab data check --repair` asks. A series is ok without holes, "
+            "duplicates or suspicious values; the verdict says what is wrong otherwise."
+        ).table(check_frame, index=False)
     report.heading(f"Backtest: {result.label}").backtest(result, max_trades=50)
     report.heading("Paper bot replay")
     report.paragraph(f"The bot processed {bot['candles']} candles one at a time (a trailing "

@@ -11,6 +11,7 @@ from tcp_lab.demo import run_demo
 def test_demo_runs_offline_and_writes_its_report(tmp_path, monkeypatch):
     # A user's production URLs must not be used (or touched) by the demo.
     monkeypatch.setenv("TCP_LAB_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")
+    monkeypatch.setenv("TCP_LAB_SCHEDULER", "tcp://127.0.0.1:9")  # nor a cluster
     lines: list[str] = []
     result = run_demo(tmp_path / "home", report_dir=tmp_path / "reports", days=1,
                       say=lines.append)

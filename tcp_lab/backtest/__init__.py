@@ -19,9 +19,13 @@ from typing import TYPE_CHECKING, Any
 from tcp_lab.backtest.engine import run_backtest
 from tcp_lab.backtest.result import BacktestResult
 
-__all__ = ["run_backtest", "BacktestResult", "sweep", "walk_forward", "WalkForwardResult"]
+__all__ = ["run_backtest", "BacktestResult", "sweep", "walk_forward", "WalkForwardResult",
+           "save_sweep", "load_sweep", "list_sweeps"]
 
 _LAZY = {"sweep": "tcp_lab.backtest.param_sweep",
+         "save_sweep": "tcp_lab.backtest.sweep_store",
+         "load_sweep": "tcp_lab.backtest.sweep_store",
+         "list_sweeps": "tcp_lab.backtest.sweep_store",
          "walk_forward": "tcp_lab.backtest.walk_forward_analysis",
          "WalkForwardResult": "tcp_lab.backtest.walk_forward_result"}
 
@@ -37,5 +41,6 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover
     from tcp_lab.backtest.param_sweep import sweep
+    from tcp_lab.backtest.sweep_store import list_sweeps, load_sweep, save_sweep
     from tcp_lab.backtest.walk_forward_analysis import walk_forward
     from tcp_lab.backtest.walk_forward_result import WalkForwardResult

@@ -18,11 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="run the offline demo on the embedded default",
         description="The whole story offline, on the embedded default (what `make demo` runs): "
         "start the exchange emulator on 127.0.0.1, collect a few days of candles with the real "
-        "ccxt client into the demo's own DuckDB file, check them, backtest a strategy, replay "
-        "the candles through a paper-trading bot and compare its fills with the backtest's, "
-        "run a small papermill batch, and write reports/demo.html. It never touches your own "
+        "ccxt client into the default embedded store (<home>/tcp_lab.duckdb, so notebooks and "
+        "panels show them afterwards), check them, backtest a strategy, replay the candles "
+        "through a paper-trading bot and compare its fills with the backtest's, run a small "
+        "papermill batch, and write reports/demo.html. It never writes to a PostgreSQL "
         "database.")
-    p.add_argument("--home", default=None, help="tcp_lab home (default: $TCP_LAB_HOME or ./data)")
+    p.add_argument("--home", default=None,
+                   help="tcp_lab home (default: $TCP_LAB_HOME or <project root>/data)")
     p.add_argument("--report-dir", default="reports",
                    help="where demo.html goes (default: reports)")
     p.add_argument("--days", type=int, default=3, help="days of candles per symbol (default: 3)")

@@ -140,9 +140,14 @@ def strategy_figure(
     if volume:
         fig.add_trace(go.Bar(x=x, y=shown["volume"], name="volume", marker_color="#9aa5b1"),
                       row=row, col=1)
-    note = "" if pos is None else f" (display: {len(shown)} of {len(candles)} candles merged)"
+    # The merge note goes on a line of its own (a narrow chart cuts one long title) and the
+    # legend above the plot (below it, it covers the time axis title).
+    note = "" if pos is None else \
+        f"<br><sup>display: {len(shown)} of {len(candles)} candles merged</sup>"
     fig.update_layout(title=title + note, xaxis_rangeslider_visible=False, height=650,
-                      hovermode="x unified", legend={"orientation": "h"})
+                      hovermode="x unified", margin={"t": 110},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.01,
+                              "xanchor": "left", "x": 0})
     fig.update_xaxes(title_text="UTC", row=rows, col=1)
     return fig
 

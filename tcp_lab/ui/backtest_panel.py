@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from tcp_lab.errors import StrategyError
 from tcp_lab.strategies import get_strategy, list_strategies
 from tcp_lab.ui._html import error_html, metrics_html, note_html
+from tcp_lab.ui._layout import figure_widget, full_width
 from tcp_lab.ui.controls import control_values, parameter_controls
 from tcp_lab.ui.sources import list_series, resolve_candles
 
@@ -129,14 +130,14 @@ class BacktestPanel(widgets.VBox):
         self.error = widgets.HTML()
         self.metrics = widgets.HTML()
         self._params_box = widgets.VBox()
-        self._charts = widgets.VBox()
+        self._charts = widgets.VBox(layout=full_width())
         super().__init__(children=[
             widgets.HBox([self.strategy_picker, self.source_picker]),
             self._params_box,
             widgets.HBox([self.fees, self.slippage, self.init_cash]),
             self.run_button, self.status, self.error,
-            widgets.HBox([self.metrics, self._charts]),
-        ])
+            self.metrics, self._charts,
+        ], layout=full_width())
         self._build_controls(parameters)
         if self._store_problem:
             self.status.value = note_html(
@@ -200,7 +201,7 @@ class BacktestPanel(widgets.VBox):
             result = run_backtest(strategy, candles, fees=self.fees.value,
                                   slippage=self.slippage.value, init_cash=self.init_cash.value,
                                   **labels)
-            figures = [go.FigureWidget(result.plot()), go.FigureWidget(result.plot_equity())]
+            figures = [figure_widget(result.plot()), figure_widget(result.plot_equity())]
         except Exception as e:  # noqa: BLE001 - shown in the panel, never as a traceback
             self.result = None
             self.figures = []

@@ -30,6 +30,7 @@ import pandas as pd
 
 from tcp_lab.ui._bot_rows import COLUMNS, bot_row, bots_table_html
 from tcp_lab.ui._html import error_html, note_html
+from tcp_lab.ui._layout import full_width
 
 if TYPE_CHECKING:  # pragma: no cover
     from tcp_lab.bots import BotManager
@@ -71,6 +72,10 @@ class BotPanel(widgets.VBox):
         Start or stop the selected bot; re-read every row from the store.
     table, status, error
         HTML widgets: the bots; what was done last; the last error (empty when none).
+        Each action clears the previous outcome, so a note never stands above a newer error.
+    message
+        The last action's outcome as plain text (what ``status`` or ``error`` shows), to
+        ``print`` in a notebook.
     rows
         Bot id -> the row shown (see :data:`COLUMNS`; times as timestamps).
     n_messages
@@ -109,6 +114,7 @@ class BotPanel(widgets.VBox):
         self.age_refresh = age_refresh
         self.rows: dict[str, dict[str, Any]] = {}
         self.n_messages = 0
+        self.message = ""
         self.store: Store | None = None
         self.bus: Bus | None = None
         if config_dir is None and manager is not None:
@@ -128,7 +134,7 @@ class BotPanel(widgets.VBox):
             widgets.HBox([self.bot_picker, self.start_button, self.stop_button,
                           self.refresh_button]),
             self.status, self.error, self.table,
-        ])
+        ], layout=full_width())
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.refresh_button.on_click(lambda _: self.refresh())
@@ -342,6 +348,12 @@ class BotPanel(widgets.VBox):
                 raise
             return stored_config(row)
 
+    def _begin(self) -> None:
+        """A new action: the outcome of the previous one (note or error) goes away."""
+        self.message = ""
+        self.status.value = ""
+        self.error.value = ""
+
     def start(self, bot: str | None = None) -> bool:
         """Start ``bot`` (default: the selected one): a config name, a path, or a stored bot.
 
@@ -350,7 +362,7 @@ class BotPanel(widgets.VBox):
         bool
             Whether it was started (or requested); the error is in :attr:`error`.
         """
-        self.error.value = ""
+        self._begin()
         try:
             name = self._selected(bot)
             config = self._config_for(name)
@@ -368,8 +380,10 @@ class BotPanel(widgets.VBox):
                              "manager here, BotPanel(BotManager().start())")
             self.reload_bot(bot_id)
         except Exception as e:  # noqa: BLE001 - shown in the panel
+            self.message = str(e)
             self.error.value = error_html(e)
             return False
+        self.message = done
         self.status.value = note_html(done)
         self._render()
         return True
@@ -382,7 +396,7 @@ class BotPanel(widgets.VBox):
         bool
             Whether it was stopped (or requested); the error is in :attr:`error`.
         """
-        self.error.value = ""
+        self._begin()
         try:
             bot_id = self._selected(bot)
             if self.manager is not None:
@@ -401,8 +415,10 @@ class BotPanel(widgets.VBox):
                         f"requested the stop of bot {bot_id}; the manager stops it")
             self.reload_bot(bot_id)
         except Exception as e:  # noqa: BLE001 - shown in the panel
+            self.message = str(e)
             self.error.value = error_html(e)
             return False
+        self.message = done
         self.status.value = note_html(done)
         self._render()
         return True

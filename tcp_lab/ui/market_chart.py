@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 from tcp_lab.strategies import get_strategy, list_strategies
 from tcp_lab.timeframes import CANDLE_COLUMNS, empty_candles
 from tcp_lab.ui._html import error_html, note_html
+from tcp_lab.ui._layout import figure_widget, full_width
 from tcp_lab.ui.sources import list_series, store_candles
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -128,14 +129,16 @@ class MarketChartPanel(widgets.VBox):
             description="indicators")
         self.live_toggle = widgets.ToggleButton(value=False, description="live", icon="bolt")
         self.reload_button = widgets.Button(description="reload", icon="refresh")
-        self.figure = go.FigureWidget()
-        self._figure_box = widgets.VBox([self.figure])
+        # The figure is made once there is something to draw: a placeholder replaced at
+        # once would be a widget the page starts to build and loses.
+        self.figure: go.FigureWidget | None = None
+        self._figure_box = widgets.VBox(layout=full_width())
         super().__init__(children=[
             widgets.HBox([self.exchange_picker, self.symbol_picker, self.timeframe_picker]),
             widgets.HBox([self.start_picker, self.end_picker, self.max_candles]),
             widgets.HBox([self.strategy_picker, self.live_toggle, self.reload_button]),
             self.status, self.error, self._figure_box,
-        ])
+        ], layout=full_width())
         with self._quiet():
             self.exchange_picker.options = self._values("exchange")
             self._select(self.exchange_picker, exchange)
@@ -149,6 +152,9 @@ class MarketChartPanel(widgets.VBox):
         self.live_toggle.observe(self._on_live, names="value")
         self.reload_button.on_click(lambda _: self.reload())
         self.reload()
+        if self.figure is None:
+            self.figure = figure_widget(go.Figure())
+            self._figure_box.children = [self.figure]
         if live:
             self.live_toggle.value = True
 
@@ -242,14 +248,14 @@ class MarketChartPanel(widgets.VBox):
         title = " ".join(sel) if sel else ""
         fig = strategy_figure(self.candles, self._indicators(self.candles), title=title,
                               max_points=max(len(self.candles), 1))
-        self.figure = go.FigureWidget(fig)
+        self.figure = figure_widget(fig)
         self._figure_box.children = [self.figure]
         self._show_status()
 
     def _update_traces(self) -> None:
         """Put :attr:`candles` into the existing traces (a live update)."""
         indicators = self._indicators(self.candles)
-        traces = {t.name: t for t in self.figure.data}
+        traces = {t.name: t for t in self.figure.data} if self.figure is not None else {}
         if not {"price", "volume", *indicators} <= traces.keys():
             self._redraw()
             return
