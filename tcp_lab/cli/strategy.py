@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from tcp_lab.cli._times import EXAMPLE, utc_time
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -21,18 +24,33 @@ def _list(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from tcp_lab.cli._candles import build_strategy, read_candles_file
+    from tcp_lab.errors import ConfigError
     from tcp_lab.strategies import check_lookahead
     from tcp_lab.testing import make_candles
     from tcp_lab.timeframes import validate_candles
 
     strategy = build_strategy(args.name, args.parameters)
-    if args.candles:
+    if args.symbol and args.candles:
+        raise ConfigError("strategy check: give --candles FILE or --symbol, not both")
+    if args.symbol:
+        from tcp_lab.ui.sources import resolve_candles
+
+        if not args.timeframe:
+            raise ConfigError("strategy check --symbol needs --timeframe (e.g. --timeframe 1m)")
+        data = resolve_candles(args.exchange, args.symbol, args.timeframe, args.start, args.end,
+                               source="store")
+        candles, where = data.candles, data.description
+    elif args.candles:
         candles = validate_candles(read_candles_file(args.candles), args.timeframe,
                                    name=f"candles in {args.candles}")
+        where = f"{len(candles)} candles from {args.candles}"
     else:
         n = args.n or max(3000, 4 * strategy.warmup)
         candles = make_candles(n, args.timeframe or "1m", seed=args.seed)
-    report = check_lookahead(strategy, candles, points=args.points, margin=args.margin)
+        where = f"{n} synthetic candles (seed {args.seed})"
+    print(f"checking {strategy!r} on {where}", file=sys.stderr, flush=True)
+    report = check_lookahead(strategy, candles, points=args.points, full=args.full,
+                             margin=args.margin)
     print(report.message)
     return 0 if report.ok else 2
 
@@ -52,9 +70,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     ck.add_argument("name", help="registry name, dotted path pkg.mod:Class, or a .json config")
     ck.add_argument("--parameters", metavar="JSON", help='e.g. \'{"fast": 10, "slow": 30}\'')
     ck.add_argument("--candles", metavar="FILE", help=".parquet/.csv candles (default: synthetic)")
+    ck.add_argument("--symbol", help="check on this stored series (with --timeframe), e.g. "
+                    "BTC/USDT")
+    ck.add_argument("--exchange", default="binance", help="exchange of --symbol (default binance)")
+    ck.add_argument("--start", type=utc_time, help=f"first close time of --symbol ({EXAMPLE})")
+    ck.add_argument("--end", type=utc_time, help="last close time of --symbol")
     ck.add_argument("--timeframe", help="timeframe of the candles (e.g. 1m)")
     ck.add_argument("--n", type=int, default=None, help="synthetic candles (default 3000)")
     ck.add_argument("--seed", type=int, default=0, help="seed of the synthetic candles")
-    ck.add_argument("--points", type=int, default=24, help="candles to sample (default 24)")
+    ck.add_argument("--points", type=int, default=500,
+                    help="candles to check, evenly spaced, besides every candle next to a "
+                    "signal change (default 500)")
+    ck.add_argument("--full", action="store_true", help="check every candle (slow on long "
+                    "series)")
     ck.add_argument("--margin", type=int, default=0, help="extra warm-up candles")
     ck.set_defaults(handler=_check)

@@ -77,7 +77,7 @@ class LookaheadReport:
         if self.ok:
             return (
                 f"OK {self.strategy}: no look-ahead and warm-up {self.warmup} candles "
-                f"suffice at {len(self.points)} sampled candles"
+                f"suffice at {len(self.points)} checked candles"
             )
         parts = []
         if not self.lookahead_ok:
@@ -137,20 +137,40 @@ def _first_mismatch(
     return best
 
 
-def _sample(lo: int, hi: int, points: int, rng: np.random.Generator) -> np.ndarray:
-    """``points`` positions in ``[lo, hi]``: evenly spaced, plus a few random ones."""
+def _change_bars(full: dict[str, tuple[np.ndarray, bool]]) -> np.ndarray:
+    """Every candle next to a change of a signal: ``t-1``, ``t`` and ``t+1`` of each change.
+
+    A look-ahead shows first where a decision flips (a signal that peeks at the next
+    candle flips one candle early), so those candles are always checked.
+    """
+    hits = [np.array([], dtype=int)]
+    for values, exact in full.values():
+        if exact and values.size > 1:
+            changes = np.flatnonzero(values[1:] != values[:-1]) + 1
+            hits += [changes - 1, changes, changes + 1]
+    return np.unique(np.concatenate(hits))
+
+
+def _sample(lo: int, hi: int, points: int, rng: np.random.Generator,
+            around: np.ndarray | None = None, every: bool = False) -> np.ndarray:
+    """Positions in ``[lo, hi]`` to check: every one (``every``), else ``points`` evenly
+    spaced, a quarter as many random ones, and all of ``around``."""
     if hi < lo:
         return np.array([], dtype=int)
-    even = np.linspace(lo, hi, num=max(points - points // 4, 2)).round().astype(int)
+    if every or hi - lo + 1 <= points:
+        return np.arange(lo, hi + 1)
+    even = np.linspace(lo, hi, num=max(points, 2)).round().astype(int)
     extra = rng.integers(lo, hi + 1, size=points // 4)
-    return np.unique(np.concatenate([even, extra]))
+    near = np.array([], dtype=int) if around is None else around[(around >= lo) & (around <= hi)]
+    return np.unique(np.concatenate([even, extra, near]))
 
 
 def check_lookahead(
     strategy: BaseStrategy,
     candles: pd.DataFrame,
     *,
-    points: int = 24,
+    points: int = 500,
+    full: bool = False,
     margin: int = 0,
     warmup: bool = True,
     rtol: float = 1e-6,
@@ -167,7 +187,11 @@ def check_lookahead(
         At least ``strategy.warmup + margin + 2`` candles (e.g.
         ``tcp_lab.testing.make_candles(2000)``).
     points
-        How many candles ``t`` to sample (evenly spaced plus a quarter random).
+        How many candles ``t`` to check evenly spaced (plus a quarter as many at random,
+        and every candle next to a change of a signal); all of them when the series is
+        shorter.
+    full
+        Check every candle (slow on long series: one ``compute`` per candle).
     margin
         Extra candles on top of ``strategy.warmup`` for the trailing window.
     warmup
@@ -205,28 +229,29 @@ def check_lookahead(
             hint="pass more candles, e.g. tcp_lab.testing.make_candles(2000)",
         )
     rng = np.random.default_rng(seed)
-    full = _columns(check_output(strategy.compute(candles), candles, label))
+    whole = _columns(check_output(strategy.compute(candles), candles, label))
+    changes = _change_bars(whole)
 
     look_pos: int | None = None
     look_col: str | None = None
-    sampled = _sample(max(window - 1, 1), n - 2, points, rng)
+    sampled = _sample(max(window - 1, 1), n - 2, points, rng, changes, full)
     for t in sampled:
         if look_pos is not None and t > look_pos:
             break
         prefix = candles.iloc[: t + 1]
         part = _columns(check_output(strategy.compute(prefix), prefix, label))
-        hit = _first_mismatch(part, full, slice(0, t + 1), _PREFIX_RTOL, 0.0)
+        hit = _first_mismatch(part, whole, slice(0, t + 1), _PREFIX_RTOL, 0.0)
         if hit is not None and (look_pos is None or hit[0] < look_pos):
             look_pos, look_col = hit
 
     warm_pos: int | None = None
     warm_col: str | None = None
     if warmup:
-        for t in _sample(window - 1, n - 1, points, rng):
+        for t in _sample(window - 1, n - 1, points, rng, changes, full):
             part_frame = candles.iloc[t - window + 1 : t + 1]
             out = _columns(check_output(strategy.compute(part_frame), part_frame, label))
             last = {k: (v[-1:], exact) for k, (v, exact) in out.items()}
-            hit = _first_mismatch(last, full, slice(t, t + 1), rtol, atol)
+            hit = _first_mismatch(last, whole, slice(t, t + 1), rtol, atol)
             if hit is not None:
                 warm_pos, warm_col = int(t), hit[1]
                 break

@@ -51,3 +51,21 @@ def test_check_bad_parameters_is_one_line(capsys):
     assert err.count("\n") == 1
     assert main(["strategy", "check", "macd", "--parameters", "{fast"]) == 2
     assert "--parameters is not valid JSON" in capsys.readouterr().err
+
+
+def test_check_on_a_stored_series(capsys):
+    from tcp_lab.settings import load_settings
+    from tcp_lab.store import open_store
+
+    with open_store(load_settings().database_url) as store:
+        store.save_candles(make_candles(800, "5m", seed=9), "binance", "ETH/USDT", "5m")
+    assert main(["strategy", "check", "sma_cross", "--symbol", "ETH/USDT",
+                 "--timeframe", "5m"]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("OK SmaCross(fast=10, slow=30)")
+    assert "binance ETH/USDT 5m" in out.err and "store" in out.err
+    assert main(["strategy", "check", "sma_cross", "--symbol", "BTC/USDT",
+                 "--timeframe", "5m"]) == 2
+    assert "has no binance BTC/USDT 5m candles" in capsys.readouterr().err
+    assert main(["strategy", "check", "sma_cross", "--symbol", "ETH/USDT"]) == 2
+    assert "--symbol needs --timeframe" in capsys.readouterr().err

@@ -65,3 +65,24 @@ def test_short_warmup_is_caught(fixtures_on_path):
 def test_too_few_candles():
     with pytest.raises(DataError, match="need at least 33"):
         check_lookahead(get_strategy("sma_cross"), make_candles(20))
+
+
+def test_a_peek_at_crosses_only_is_caught_by_the_default_check(fixtures_on_path):
+    # Entering one candle before each cross changes a row only when the prefix ends on
+    # the candle before a cross: the default checks every candle next to a signal change.
+    strategy = get_strategy("peeking_strategies:EarlyCross")
+    candles = make_candles(6000, seed=3)
+    report = check_lookahead(strategy, candles)
+    assert not report.lookahead_ok and report.lookahead_column == "entries"
+    full = strategy.compute(candles).entries.to_numpy()
+    pos = candles.index.get_loc(report.lookahead_bar)
+    assert full[pos]  # the first early entry: its cross is one candle later
+    assert len(report.points) >= 500
+
+
+def test_full_checks_every_candle():
+    strategy = get_strategy("sma_cross", {"fast": 2, "slow": 3})
+    candles = make_candles(200, seed=4)
+    report = check_lookahead(strategy, candles, full=True)
+    assert report.ok
+    assert report.points == tuple(range(strategy.warmup - 1, len(candles) - 1))
