@@ -227,7 +227,8 @@ class DuckDBBackend(Backend):
         """SQL text and positional parameters for DuckDB."""
         if isinstance(stmt, str):
             return stmt, []
-        compiled = stmt.compile(dialect=self.dialect)
+        # render_postcompile: an IN list becomes one positional parameter per value
+        compiled = stmt.compile(dialect=self.dialect, compile_kwargs={"render_postcompile": True})
         names = getattr(compiled, "positiontup", None) or []  # DDL has no parameters
         params = compiled.params
         return compiled.string, [params[name] for name in names]

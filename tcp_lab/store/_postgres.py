@@ -174,7 +174,8 @@ class PostgresBackend(Backend):
         """SQL text and named parameters for psycopg2."""
         if isinstance(stmt, str):
             return stmt, {}
-        compiled = stmt.compile(dialect=self.dialect)
+        # render_postcompile: an IN list becomes one named parameter per value
+        compiled = stmt.compile(dialect=self.dialect, compile_kwargs={"render_postcompile": True})
         return compiled.string, dict(compiled.params or {})
 
     def template(self, stmt: sa.Executable) -> tuple[str, None]:

@@ -33,6 +33,7 @@ from tcp_lab.store._convert import (
 from tcp_lab.store._hosting import HostingMixin
 from tcp_lab.store._lease import Lease
 from tcp_lab.store._series import SeriesMixin
+from tcp_lab.store._universe import UniverseMixin
 from tcp_lab.timeframes import (
     CANDLE_COLUMNS,
     TS_DTYPE,
@@ -49,7 +50,7 @@ _TABLES = sa.table("tables", sa.column("table_name"), sa.column("table_schema"),
                    schema="information_schema")
 
 
-class Store(BotsMixin, HostingMixin, SeriesMixin):
+class Store(BotsMixin, HostingMixin, SeriesMixin, UniverseMixin):
     """Candles, raw trades, bot records and series facts in DuckDB or PostgreSQL.
 
     Open one with :func:`tcp_lab.store.open_store`; use it as a context manager
