@@ -49,9 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     runs = min(args.runs or (2 if args.quick else 8), len(FAST))
     workers = args.workers or os.cpu_count() or 1
-    # --quick: tiny data and no plotly.js in the files, a smoke run of the machinery
+    # --quick: tiny data, a smoke run of the machinery
     n_candles = 500 if args.quick else 3000
-    renderer = "plotly_mimetype" if args.quick else "plotly_mimetype+notebook"
+    renderer = "plotly_mimetype"  # the notebooks' default: figures as JSON, no plotly.js inside
     config = _config(runs, n_candles, renderer)
     rows: list[dict[str, Any]] = []
     serial_s = None

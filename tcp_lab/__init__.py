@@ -41,6 +41,8 @@ _LAZY = {
     "sweep": "tcp_lab.backtest",
     "walk_forward": "tcp_lab.backtest",
     "WalkForwardResult": "tcp_lab.backtest",
+    "run_portfolio": "tcp_lab.portfolio",
+    "PortfolioResult": "tcp_lab.portfolio",
     "BotManager": "tcp_lab.bots",
     "BotConfig": "tcp_lab.bots",
     "load_bot_config": "tcp_lab.bots",
@@ -85,5 +87,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from tcp_lab.backtest import BacktestResult, run_backtest, sweep
     from tcp_lab.bus import Bus, open_bus
     from tcp_lab.data.aggregate import aggregate_trades, resample_candles
+    from tcp_lab.portfolio import PortfolioResult, run_portfolio
     from tcp_lab.store import Store, open_store
     from tcp_lab.strategies import BaseStrategy, Parameter, Signal, check_lookahead, get_strategy

@@ -250,6 +250,9 @@ def run_demo(
     report.paragraph(f"Embedded default: {urls['database_url']}, bus {urls['redis_url']}. "
                      "Market data from tcp_lab's exchange emulator through the real ccxt "
                      "client.")
+    report.key(f"Data: {len(series)} series stored, "
+               f"{int(check_frame['ok'].sum()) if len(check_frame) else 0} of "
+               f"{len(check_frame)} checked ok")
     report.heading("Stored candles").table(series, index=False)
     if len(check_frame):
         report.heading("Data check", 3).paragraph(
@@ -261,18 +264,23 @@ def run_demo(
             "duplicates or suspicious values; the verdict says what is wrong otherwise."
         ).table(check_frame, index=False)
     report.heading(f"Backtest: {result.label}").backtest(result, max_trades=50)
+    report.key(f"Paper bot: {len(bot['fills'])} fills, {verdict} the backtest's")
     report.heading("Paper bot replay")
     report.paragraph(f"The bot processed {bot['candles']} candles one at a time (a trailing "
                      f"window each) and made {len(bot['fills'])} fills, {verdict} the "
                      f"backtest's; final equity {bot['final_equity']:,.2f} vs "
                      f"{result.metrics['final_equity']:,.2f}.")
     if len(bot["fills"]):
-        report.table(bot["fills"].tail(20))
+        report.table(bot["fills"], last=20)
     if batch_result is not None:
         report.heading("Batch").paragraph(
             f"{batch_result.n_ok} of {len(batch_result.records)} runs succeeded; executed "
             f"notebooks and HTML in {batch_result.output_dir}")
-        report.table(batch_result.summary, index=False)
+        report.table(batch_result.summary, index=False, fold_constant=True)
+        best = batch_result.best
+        report.key(f"Batch: {batch_result.n_ok} of {len(batch_result.records)} runs succeeded"
+                   + ("" if best is None else "; best by sharpe: " + ", ".join(
+                       f"{c.split('.')[-1]}={best[c]}" for c in BATCH_GRID) + f" ({best['run']})"))
     path = report.write(Path(report_dir) / "demo.html").resolve()
 
     seconds = time.perf_counter() - started

@@ -14,6 +14,7 @@ an export (:meth:`BacktestResult.to_vectorbt`).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,8 @@ __all__ = ["run_backtest", "infer_timeframe", "candle_timeframe", "simulate_outp
 log = logging.getLogger(__name__)
 
 INTRABAR = ("ohlc", "trades")
+#: Keys of ``result.options`` that are not trading options.
+_RESULT_ONLY = ("intrabar", "risk_free_rate")
 _NONE_F = np.zeros(0)
 _NONE_I = np.zeros(0, dtype=np.int64)
 
@@ -237,6 +240,7 @@ def run_backtest(
     timeframe: str | Timeframe | None = None,
     symbol: str | None = None,
     exchange: str | None = None,
+    risk_free_rate: float = 0.0,
 ) -> BacktestResult:
     """Backtest a strategy on candles with the execution engine and our own metrics.
 
@@ -270,10 +274,14 @@ def run_backtest(
         ``"ohlc"`` (default without trades) or ``"trades"`` (default with).
     timeframe
         Candle timeframe; inferred from the index when omitted. Sets
-        ``bars_per_year`` for Sharpe/Sortino.
+        ``bars_per_year`` for Sharpe/Sortino, and the grid on which missing
+        candles count as slots with a zero return (:mod:`tcp_lab.backtest.metrics`).
     symbol, exchange
         Labels stored with the result (and stored runs); ``trades="store"``
         reads their trades.
+    risk_free_rate
+        Annual risk-free rate (``0.04``: 4 % a year) for Sharpe, Sortino and
+        alpha; kept in ``result.options``.
 
     Returns
     -------
@@ -313,6 +321,7 @@ def run_backtest(
              trailing_stop=trailing_stop, latency_ms=latency_ms,
              max_volume_share=max_volume_share), owner="run_backtest")
     intrabar = _intrabar(intrabar, trades, opts)
+    risk_free_rate = _risk_free(risk_free_rate)
     label = f"candles for {symbol}" if symbol else "candles"
     candles = validate_candles(candles, timeframe, name=label)
     if len(candles) < 2:
@@ -324,16 +333,28 @@ def run_backtest(
         bar_trades = TradeChunks(trades, candles, exchange=exchange, symbol=symbol,
                                  timed=opts.needs_trade_times)
     return _result(strategy, candles, output, opts, tf, bar_trades, symbol, exchange,
-                   trades if intrabar == "trades" else None)
+                   trades if intrabar == "trades" else None, risk_free_rate)
+
+
+def _risk_free(rate: Any) -> float:
+    """The annual risk-free rate, checked: a finite number above -1."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not -1 < rate < math.inf:
+        raise ConfigError(
+            f"run_backtest: risk_free_rate={rate!r} must be an annual rate above -1",
+            hint="e.g. risk_free_rate=0.04 for 4 % a year (default 0)",
+        )
+    return float(rate)
 
 
 def _result(strategy: BaseStrategy, candles: pd.DataFrame, output: StrategyOutput,
             opts: TradingOptions, tf: Timeframe, bar_trades: TradeChunks | None,
-            symbol: str | None, exchange: str | None, source: Any) -> BacktestResult:
+            symbol: str | None, exchange: str | None, source: Any,
+            risk_free_rate: float = 0.0) -> BacktestResult:
     sim = simulate_output(candles, output, opts, bar_trades)
     result = BacktestResult.from_simulation(
         sim, strategy=strategy, candles=candles, output=output, timeframe=tf,
-        options=opts.to_dict() | {"intrabar": "ohlc" if bar_trades is None else "trades"},
+        options=opts.to_dict() | {"intrabar": "ohlc" if bar_trades is None else "trades",
+                                  "risk_free_rate": risk_free_rate},
         symbol=symbol, exchange=exchange, trades_source=source)
     result.bar_trades = bar_trades
     result.strategy = strategy
@@ -349,18 +370,21 @@ def intrabar_report(result: BacktestResult, trades: pd.DataFrame | str | None = 
         raise DataError(f"backtest run {result.run_id}: a loaded run has no strategy output",
                         hint="re-run it with run_backtest(...) on the same candles")
     opts = TradingOptions.from_mapping(
-        {k: v for k, v in result.options.items() if k != "intrabar"}, owner="intrabar_report")
+        {k: v for k, v in result.options.items() if k not in _RESULT_ONLY},
+        owner="intrabar_report")
     if trades is None and result.bar_trades is None:
         raise ConfigError("intrabar_report: this run was resolved on candles only",
                           hint="pass trades=<DataFrame ts, price, amount> or trades='store'")
     _intrabar("trades", trades if trades is not None else result.trades_source, opts)
     args = (result.strategy, result.candles, result.output, opts, result.timeframe)
     where = (result.symbol, result.exchange)
+    rf = float(result.options.get("risk_free_rate", 0.0))
     # the run itself is one side; only the other one is simulated
     on_trades = result if trades is None else _result(
         *args, TradeChunks(trades, result.candles, exchange=result.exchange,
-                           symbol=result.symbol, timed=opts.needs_trade_times), *where, trades)
-    ohlc = result if result.bar_trades is None else _result(*args, None, *where, None)
+                           symbol=result.symbol, timed=opts.needs_trade_times), *where, trades,
+        rf)
+    ohlc = result if result.bar_trades is None else _result(*args, None, *where, None, rf)
     return compare_intrabar(ohlc, on_trades)
 
 

@@ -31,6 +31,7 @@ from numba.typed import List
 
 from tcp_lab.backtest.kernels import (
     N_ACC,
+    hold_nb,
     mark_nb,
     start_marks_nb,
     step_nb,
@@ -70,6 +71,7 @@ _N_STATE = N_STATE + 8
 @njit(cache=True, parallel=True)
 def ma_cross_nb(
     bars: np.ndarray,
+    slot: np.ndarray,
     table: List,
     fast_row: np.ndarray,
     slow_row: np.ndarray,
@@ -83,7 +85,9 @@ def ma_cross_nb(
 ) -> np.ndarray:
     """Backtest MA crosses for every combination; accumulators ``(n_combos, n_segments, N_ACC)``.
 
-    ``bars`` is float64 ``(4, n)`` (open, high, low, close); ``table`` holds
+    ``bars`` is float64 ``(4, n)`` (open, high, low, close), ``slot`` each
+    bar's position on the timeframe's grid (see
+    :func:`~tcp_lab.backtest.kernels.simulate_signals_nb`); ``table`` holds
     one array of averages per window (:meth:`FusedKernel.table`).
     Combination ``k`` enters when ``table[fast_row[k]]`` crosses above
     ``table[slow_row[k]]`` (``a[t] > b[t]`` and ``a[t-1] <= b[t-1]``) and
@@ -115,12 +119,13 @@ def ma_cross_nb(
                 first = max(block, valid_from[k] + 1 + shift)
                 if first < end:
                     _ma_cross_bars_nb(
-                        bars, table[fast_row[k]], table[slow_row[k]], first, end, shift,
+                        bars, slot, table[fast_row[k]], table[slow_row[k]], first, end, shift,
                         reverse, opts[k], state[k], trades,
                     )
         for k in range(n_combos):
             st = state[k]
-            write_acc_nb(out[k, s], init_cash, stop - start, _marks(st), st[:N_STATE])
+            write_acc_nb(out[k, s], init_cash, slot[start], slot[stop - 1], _marks(st),
+                         st[:N_STATE])
     return out
 
 
@@ -163,7 +168,7 @@ def _side_run_end_nb(fast, slow, i, end, shift, side):
 
 
 @njit(cache=True)
-def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state, trades):
+def _ma_cross_bars_nb(bars, slot, fast, slow, first, end, shift, reverse, opts, state, trades):
     """Trade bars ``[first, end)`` of one combination, its account carried in ``state``.
 
     A signal needs the side (:func:`_side_nb`) to change: up when it becomes
@@ -192,7 +197,7 @@ def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state,
             i = _side_run_end_nb(fast, slow, i, end, shift, side)
         elif not use_levels:  # in the market: mark each bar until the side changes
             while i < end and _side_nb(fast, slow, i - shift) == side:
-                marks = mark_nb(marks, cash + pos * close[i], pos)
+                marks = mark_nb(marks, cash + pos * close[i])
                 i += 1
         elif account[EXIT_READY] != account[EXIT_READY]:  # levels live, no exit under way:
             long = account[T_LONG] == 1.0  # mark each bar that cannot reach them
@@ -202,7 +207,7 @@ def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state,
                 if moved != moved:
                     break
                 extreme = moved
-                marks = mark_nb(marks, cash + pos * close[i], pos)
+                marks = mark_nb(marks, cash + pos * close[i])
                 i += 1
             account[EXTREME] = extreme
         if i >= end:
@@ -217,8 +222,10 @@ def _ma_cross_bars_nb(bars, fast, slow, first, end, shift, reverse, opts, state,
             step_nb(bars, i, up, down and not reverse, down and reverse, False, np.nan, np.nan,
                     shift == 1, use_levels, opts, account, fills, trades)
             cash, pos = account[CASH], account[POSITION]
+            if was_in != (pos != 0.0):
+                marks = hold_nb(marks, was_in, slot[i])
         if was_in or signal or pos != 0.0:
-            marks = mark_nb(marks, cash + pos * close[i], pos)
+            marks = mark_nb(marks, cash + pos * close[i])
         i += 1
     for q in range(8):
         state[N_STATE + q] = marks[q]
@@ -309,16 +316,22 @@ def run_fused(
     opts: np.ndarray,
     init_cash: float,
     trades: tuple,
+    slot: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Accumulators for ``combos`` of the fused strategy ``name`` (see :func:`ma_cross_nb`)."""
+    """Accumulators for ``combos`` of the fused strategy ``name`` (see :func:`ma_cross_nb`).
+
+    ``slot``: each bar's position on the timeframe's grid (default: no gaps).
+    """
     kernel = FUSED_KERNELS[name]
     p_fast, p_slow = kernel.params
     fast = np.array([c[p_fast] for c in combos], dtype=np.int64)
     slow = np.array([c[p_slow] for c in combos], dtype=np.int64)
     windows, inverse = np.unique(np.concatenate([fast, slow]), return_inverse=True)
     table = kernel.table(np.ascontiguousarray(bars[3]), windows)
+    if slot is None:
+        slot = np.arange(bars.shape[1], dtype=np.int64)
     return ma_cross_nb(
-        bars, table,
+        bars, np.ascontiguousarray(slot, dtype=np.int64), table,
         inverse[: len(combos)].astype(np.int64), inverse[len(combos):].astype(np.int64),
         kernel.valid_from(fast, slow).astype(np.int64), segments, shift, reverse,
         opts, init_cash, trades,

@@ -11,6 +11,14 @@ range of bars traded as an independent account), a handful of running sums
 :func:`tcp_lab.backtest.sweep_metrics.finalize_metrics` derives the metrics
 of :mod:`tcp_lab.backtest.metrics`.
 
+Returns live on the timeframe's full grid, as in :mod:`tcp_lab.backtest.metrics`:
+``slot[i]`` is bar ``i``'s position on the grid, a segment has
+``slot[stop - 1] - slot[start] + 1`` slots (``n_r``; the missing ones add
+zero returns, so the sums stay as they are), and the time in the market is
+counted in slots from the bar where a position opens to the bar where it is
+flat again, only where the engine runs (the marks of a held bar cost nothing
+more).
+
 Everything here takes and returns numpy arrays (``*_nb``); pandas stays in
 :mod:`tcp_lab.backtest.param_sweep`.
 """
@@ -36,7 +44,7 @@ from tcp_lab.execution.kernel import O_TRAIL, bar_nb, level_ranges_nb, levels_on
 from tcp_lab.execution.on_trades import trades_bar_nb
 
 __all__ = ["ACC_FIELDS", "N_ACC", "simulate_signals_nb", "simulate_column_nb", "mark_nb",
-           "start_marks_nb", "write_acc_nb", "step_nb"]
+           "hold_nb", "start_marks_nb", "write_acc_nb", "step_nb"]
 
 #: What the kernels accumulate per (combination, segment), in this order.
 ACC_FIELDS = (
@@ -45,9 +53,9 @@ ACC_FIELDS = (
     "sum_r",  # sum of per-bar returns
     "sum_r2",  # sum of squared per-bar returns
     "sum_down2",  # sum of min(r, 0) ** 2
-    "n_r",  # number of per-bar returns (bars in the segment)
+    "n_r",  # number of per-slot returns (slots of the grid in the segment, missing or not)
     "max_dd",  # max over bars of 1 - equity / running peak
-    "bars_in_market",  # bars whose close finds a position open
+    "bars_in_market",  # slots whose close finds a position open (carried through gaps)
     "n_trades",  # closed trades
     "n_wins",  # closed trades with pnl > 0
     "gross_profit",  # sum of positive trade pnl
@@ -60,6 +68,7 @@ N_ACC = len(ACC_FIELDS)
 @njit(cache=True, parallel=True)
 def simulate_signals_nb(
     bars: np.ndarray,
+    slot: np.ndarray,
     long_entries: np.ndarray,
     long_exits: np.ndarray,
     short_entries: np.ndarray,
@@ -78,6 +87,9 @@ def simulate_signals_nb(
     ----------
     bars
         float64 ``(4, n_bars)``: open, high, low, close.
+    slot
+        int64 ``(n_bars,)``: each bar's position on the timeframe's grid
+        (:func:`~tcp_lab.backtest.metrics.grid_slots`; ``arange`` without gaps).
     long_entries, long_exits, short_entries, short_exits
         bool ``(n_bars, n_combos)``, Fortran order (one contiguous column per
         combination), the signals to act on in each bar (shifted one bar for
@@ -116,15 +128,15 @@ def simulate_signals_nb(
         sp = stop_price[:, col] if levels else np.empty(0)
         tp = target_price[:, col] if levels else np.empty(0)
         for s in range(segments.shape[0]):
-            simulate_column_nb(bars, long_entries[:, col], lx, se, sx, sp, tp, segments[s, 0],
+            simulate_column_nb(bars, slot, long_entries[:, col], lx, se, sx, sp, tp, segments[s, 0],
                                segments[s, 1], at_open, opts[col], init_cash, trades,
                                out[col, s])
     return out
 
 
 @njit(cache=True)
-def simulate_column_nb(bars, le, lx, se, sx, sp, tp, start, stop, at_open, opts, init_cash,
-                       trades, out):
+def simulate_column_nb(bars, slot, le, lx, se, sx, sp, tp, start, stop, at_open, opts,
+                       init_cash, trades, out):
     """One account over bars ``[start, stop)``; writes its :data:`ACC_FIELDS` into ``out``.
 
     ``le``/``lx``/``se``/``sx`` are bool per bar (all of the bars' length);
@@ -152,9 +164,11 @@ def simulate_column_nb(bars, le, lx, se, sx, sp, tp, start, stop, at_open, opts,
                     tp[i] if levels else np.nan, at_open, use_levels, opts, state, fills,
                     trades)
             cash, pos = state[CASH], state[POSITION]
+            if was_in != (pos != 0.0):
+                marks = hold_nb(marks, was_in, slot[i])
         if was_in or signal or pos != 0.0:
-            marks = mark_nb(marks, cash + pos * bars[3, i], pos)
-    write_acc_nb(out, init_cash, stop - start, marks, state)
+            marks = mark_nb(marks, cash + pos * bars[3, i])
+    write_acc_nb(out, init_cash, slot[start], slot[stop - 1], marks, state)
 
 
 @njit(cache=True, inline="always")
@@ -175,14 +189,15 @@ def start_marks_nb(init_cash):
 
 
 @njit(cache=True, inline="always")
-def mark_nb(marks, equity, position):
-    """Mark one bar to market: update the return, drawdown and exposure sums.
+def mark_nb(marks, equity):
+    """Mark one bar to market: update the return and drawdown sums.
 
     ``marks`` is ``(prev_equity, peak, trough, max_dd, sum_r, sum_r2,
     sum_down2, in_market)``. Flat bars without a fill may be skipped: their
     return is 0. The drawdown ``1 - equity / peak`` is largest at the lowest
     equity under each peak (division is monotonic), so it is computed once
-    per peak, not once per bar.
+    per peak, not once per bar. ``in_market`` moves only where a position
+    opens or closes (:func:`hold_nb`).
     """
     prev_equity, peak, trough, max_dd, sum_r, sum_r2, sum_down2, in_market = marks
     r = equity / prev_equity - 1.0 if prev_equity != 0 else 0.0
@@ -194,7 +209,20 @@ def mark_nb(marks, equity, position):
     else:
         trough = min(trough, equity)
     return (equity, peak, trough, max_dd, sum_r + r, sum_r2 + r * r, sum_down2 + down * down,
-            in_market + (position != 0.0))
+            in_market)
+
+
+@njit(cache=True, inline="always")
+def hold_nb(marks, closed, slot):
+    """A position opened (``closed`` False) or closed at the bar on grid slot ``slot``.
+
+    The time in the market is the sum over holding runs of ``end - start``
+    slots: ``-start`` when a run opens, ``+end`` when it closes (exact in
+    float64 for any grid), ``+last + 1`` for a run still open at the
+    segment's end (:func:`write_acc_nb`).
+    """
+    a, b, c, d, e, f, g, in_market = marks
+    return (a, b, c, d, e, f, g, in_market + slot if closed else in_market - slot)
 
 
 @njit(cache=True, inline="always")
@@ -205,15 +233,21 @@ def _drawdown(max_dd, peak, trough):
 
 
 @njit(cache=True)
-def write_acc_nb(out, init_cash, n_bars, marks, state):
-    """Store one segment's sums (marks, and the account's trade sums) in ``out``."""
+def write_acc_nb(out, init_cash, first_slot, last_slot, marks, state):
+    """Store one segment's sums (marks, and the account's trade sums) in ``out``.
+
+    ``first_slot``/``last_slot``: the grid slots of the segment's first and
+    last bar; a position still open holds to the end of the last slot.
+    """
     prev_equity, peak, trough, max_dd, sum_r, sum_r2, sum_down2, in_market = marks
+    if state[POSITION] != 0.0:
+        in_market += last_slot + 1
     out[0] = init_cash
     out[1] = prev_equity
     out[2] = sum_r
     out[3] = sum_r2
     out[4] = sum_down2
-    out[5] = n_bars
+    out[5] = last_slot - first_slot + 1
     out[6] = _drawdown(max_dd, peak, trough)
     out[7] = in_market
     out[8] = state[N_TRADES]

@@ -41,6 +41,7 @@ import pandas as pd
 from tcp_lab.backtest.engine import candle_timeframe
 from tcp_lab.backtest.fused import tile_order
 from tcp_lab.backtest.metrics import METRIC_NAMES
+from tcp_lab.backtest.run_metrics import RUN_METRIC_NAMES
 from tcp_lab.backtest.sweep_chunk import (
     TRADE_KEYS,
     candles_to_arrays,
@@ -298,6 +299,11 @@ def sweep(
     started = time.perf_counter()
     cls = strategy_class(strategy)
     base = TradingOptions.from_mapping(backtest_options, owner="sweep")
+    if metric in RUN_METRIC_NAMES:
+        raise ConfigError(f"sweep: metric={metric!r} is one of run_backtest's own metrics; "
+                          "a sweep does not compute it for every combination",
+                          hint="rank by one of " + ", ".join(METRIC_NAMES) + ", then "
+                          "run_backtest the best rows")
     if metric not in METRIC_NAMES:
         guess = difflib.get_close_matches(metric, METRIC_NAMES, n=1)
         dym = f"; did you mean {guess[0]!r}?" if guess else ""

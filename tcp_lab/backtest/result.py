@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics
+from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics, grid_slots
+from tcp_lab.backtest.run_metrics import RUN_METRIC_NAMES, run_metrics
 from tcp_lab.errors import DataError
 from tcp_lab.execution.account import REASONS, STATE_FIELDS
 from tcp_lab.execution.simulate import ORDER_FIELDS, TRIP_FIELDS
@@ -84,8 +85,12 @@ class BacktestResult:
     timeframe, symbol, exchange
         What the candles were (symbol/exchange may be ``None``).
     metrics
-        Our metrics (:mod:`tcp_lab.backtest.metrics`) plus ``n_open_trades``,
-        ``fees_paid``, ``final_equity``, ``buy_and_hold_return``.
+        Our metrics (:mod:`tcp_lab.backtest.metrics`, on the timeframe's full
+        grid: a missing candle is a slot with a zero return), the run's own
+        (:mod:`tcp_lab.backtest.run_metrics`: ``alpha``, ``beta``,
+        ``avg_trade_duration``, ``max_trade_duration``, ``turnover``) plus
+        ``n_open_trades``, ``fees_paid``, ``final_equity``,
+        ``buy_and_hold_return``, ``ambiguous_bars``.
     trades
         One row per trade: :data:`TRADE_COLUMNS`. ``pnl``/``return`` are after
         fees; an open trade has no exit time/price and its PnL is marked at
@@ -158,16 +163,30 @@ class BacktestResult:
         index = candles.index
         close = candles["close"].to_numpy()
         init_cash = float(options["init_cash"])
+        risk_free = float(options.get("risk_free_rate", 0.0))
         closed = trips[trips[:, TRIP_FIELDS.index("closed")] == 1.0]
         years = (index[-1] - index[0]) / _YEAR
+        ts = index.as_unit("us").asi8
+        slots = grid_slots(ts, timeframe.us)  # missing candles: slots without a trade
+        equity = np.concatenate(([init_cash], value))
         metrics: dict[str, Any] = compute_metrics(
-            np.concatenate(([init_cash], value)),
+            equity,
             closed[:, TRIP_FIELDS.index("pnl")],
             closed[:, TRIP_FIELDS.index("return")],
             position != 0.0,
             timeframe.per_year,
             years,
+            slots=slots,
+            risk_free_rate=risk_free,
         )
+        o = dict(zip(ORDER_FIELDS, orders.T, strict=True))
+        metrics.update(run_metrics(
+            equity, close, slots, timeframe.per_year,
+            entry_us=ts[closed[:, TRIP_FIELDS.index("entry_idx")].astype(np.int64)],
+            exit_us=ts[closed[:, TRIP_FIELDS.index("exit_idx")].astype(np.int64)],
+            traded_value=float(np.abs(o["size"] * o["price"]).sum()),
+            risk_free_rate=risk_free,
+        ))
         metrics.update(
             n_open_trades=int(len(trips) - len(closed)),
             fees_paid=float(orders[:, ORDER_FIELDS.index("fees")].sum()),
@@ -278,8 +297,9 @@ class BacktestResult:
         return f"{self.strategy_name}({params}) on {where}"
 
     def summary(self) -> pd.Series:
-        """Metrics in display order as a Series (fractions, ratios and counts)."""
-        keys = [*METRIC_NAMES, *[k for k in self.metrics if k not in METRIC_NAMES]]
+        """Metrics in display order as a Series (fractions, ratios, counts and durations)."""
+        first = (*METRIC_NAMES, *RUN_METRIC_NAMES)
+        keys = [*first, *[k for k in self.metrics if k not in first]]
         data = {k: self.metrics[k] for k in keys if k in self.metrics}
         return pd.Series(data, name=self.label, dtype=object)
 

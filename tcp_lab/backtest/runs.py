@@ -76,10 +76,16 @@ def _jsonable(value: Any) -> Any:
             return "inf" if value > 0 else "-inf"
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
+    if value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timedelta):
+        return value.isoformat()  # ISO 8601 ("P0DT3H12M0S"), read back by _metric
     return value
 
 
-def _metric(value: Any) -> Any:
+def _metric(value: Any, name: str = "") -> Any:
+    if name.endswith("_duration"):  # stored as ISO 8601 (or None: no trade)
+        return pd.NaT if value is None else pd.Timedelta(value)
     if value is None:
         return math.nan
     if value in ("inf", "-inf"):
@@ -213,7 +219,7 @@ def list_runs(home: str | os.PathLike[str] | None = None) -> pd.DataFrame:
                 "n_candles": data.get("n_candles"),
                 "data_hash": data.get("hash"),
                 **meta.get("options", {}),
-                **{k: _metric(v) for k, v in meta.get("metrics", {}).items()},
+                **{k: _metric(v, k) for k, v in meta.get("metrics", {}).items()},
             }
         )
     if not rows:
@@ -256,7 +262,7 @@ def load_run(run_id: str, *, home: str | os.PathLike[str] | None = None) -> Back
         parameters=meta["parameters"],
         options=meta["options"],
         timeframe=meta["timeframe"],
-        metrics={k: _metric(v) for k, v in meta["metrics"].items()},
+        metrics={k: _metric(v, k) for k, v in meta["metrics"].items()},
         trades=trades,
         equity=frame["equity"],
         position=frame["position"] if "position" in frame else None,

@@ -18,12 +18,15 @@ import pandas as pd
 from tcp_lab.backtest.fused import FUSED_KERNELS, run_fused
 from tcp_lab.backtest.indicator_cache import indicator_cache
 from tcp_lab.backtest.kernels import simulate_signals_nb
+from tcp_lab.backtest.metrics import grid_slots
 from tcp_lab.backtest.sweep_metrics import finalize_metrics
 from tcp_lab.errors import StrategyError
 from tcp_lab.execution import LEVEL_OPTIONS, TradingOptions, route_signals
 from tcp_lab.strategies import BaseStrategy, check_output, get_strategy
 
 __all__ = ["run_chunk", "candles_to_arrays", "strategy_class", "fused_name", "TRADE_KEYS"]
+
+_YEAR_US = 365 * 86400 * 1_000_000
 
 def candles_to_arrays(candles: pd.DataFrame) -> dict[str, np.ndarray]:
     """Validated candles as plain arrays (``ts`` in epoch microseconds) for :func:`run_chunk`."""
@@ -104,14 +107,17 @@ def run_chunk(
     params = [{k: v for k, v in c.items() if k not in LEVEL_OPTIONS} for c in combos]
     init_cash = float(base.init_cash)
     trades = tuple(candles_arrays.get(k, empty) for k, empty in TRADE_KEYS.items())
+    # missing candles are slots of the grid: the timeframe from bars_per_year (365 d / tf)
+    slot = grid_slots(candles_arrays["ts"], round(_YEAR_US / options["bars_per_year"]))
     try:
         if fused is not None:
             acc = run_fused(fused, bars, params, segments, shift=int(shift),
                             reverse=options["direction"] == "longshort", opts=opts,
-                            init_cash=init_cash, trades=trades)
+                            init_cash=init_cash, trades=trades, slot=slot)
         else:
             signals = _generic_signals(cls, _arrays_to_candles(candles_arrays), params, options)
-            acc = simulate_signals_nb(bars, *signals, segments, shift, opts, init_cash, trades)
+            acc = simulate_signals_nb(bars, slot, *signals, segments, shift, opts, init_cash,
+                                      trades)
     except StrategyError:
         raise
     except Exception as e:

@@ -5,7 +5,14 @@ and trade list; a sweep keeps neither for thousands of combinations. The
 kernels (:mod:`tcp_lab.backtest.kernels`) keep the sums each definition needs
 (:data:`~tcp_lab.backtest.kernels.ACC_FIELDS`), and :func:`finalize_metrics`
 applies the same definitions to them, vectorized over combinations. The tests
-hold the two to 1e-9 on the same runs.
+hold the two to 1e-9 on the same runs, gaps in the candles included: ``n_r``
+counts the slots of the timeframe's grid (the missing candles' zero returns
+change no sum), ``bars_in_market`` the slots a position was held.
+
+The sweep reports :data:`~tcp_lab.backtest.metrics.METRIC_NAMES` at a
+risk-free rate of 0; the metrics of a run's own series (alpha, beta, trade
+durations, turnover: :mod:`tcp_lab.backtest.run_metrics`) are
+:func:`~tcp_lab.backtest.run_backtest`'s only.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from tcp_lab.backtest.kernels import ACC_FIELDS
-from tcp_lab.backtest.metrics import METRIC_NAMES
+from tcp_lab.backtest.metrics import _NO_VOLATILITY, METRIC_NAMES
 
 __all__ = ["finalize_metrics"]
 
@@ -28,7 +35,7 @@ def finalize_metrics(acc: np.ndarray, bars_per_year: float, years: float) -> dic
     acc
         One segment's accumulators, one row per combination.
     bars_per_year
-        Candles per 365-day year.
+        Slots (candles of the timeframe) per 365-day year.
     years
         Span from the segment's first to its last candle in 365-day years.
 
@@ -60,7 +67,7 @@ def finalize_metrics(acc: np.ndarray, bars_per_year: float, years: float) -> dic
         mean = np.where(n > 0, sum_r / n, np.nan)
         var = (sum_r2 - n * mean * mean) / (n - 1)
         sd = np.sqrt(np.maximum(var, 0.0))
-        sharpe = np.where((n >= 2) & (sd > 0), mean / sd * ann, np.nan)
+        sharpe = np.where((n >= 2) & (sd > _NO_VOLATILITY), mean / sd * ann, np.nan)
         dd = np.sqrt(sum_down2 / n)
         sortino = np.where(dd > 0, mean / dd * ann, np.where(mean > 0, np.inf, np.nan))
         sortino = np.where(n > 0, sortino, np.nan)

@@ -77,7 +77,10 @@ def deflate_best(df: pd.DataFrame, cls: type[BaseStrategy], candles: pd.DataFram
         levels = {k: _plain(row[k]) for k in LEVEL_OPTIONS if k in row.index}
         strategy = cls({p: _plain(row[p]) for p in params})
         result = run_backtest(strategy, window, **{**options, **levels}, **backtest_inputs)
-        returns = result.equity.pct_change().dropna().to_numpy()
+        # per-slot returns on the full grid (a missing candle: a zero return), as the
+        # sweep's Sharpe ratios are
+        grid = pd.date_range(window.index[0], window.index[-1], freq=result.timeframe.delta)
+        returns = result.equity.reindex(grid).ffill().pct_change().dropna().to_numpy()
         psr = dsr = float("nan")
         try:
             m = sharpe_moments(returns)

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from tcp_lab.backtest.engine import candle_timeframe, engine_signals, simulate_window
-from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics
+from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics, grid_slots
 from tcp_lab.backtest.param_sweep import LOWER_IS_BETTER, _combos, sweep
 from tcp_lab.backtest.result import _trades_frame
 from tcp_lab.backtest.sweep_chunk import strategy_class
@@ -185,6 +185,20 @@ def _years(ts: np.ndarray, windows: Sequence[tuple[int, int, int, int]], tf: Tim
     for (_, _, _, d), (_, _, c, _) in zip(windows[:-1], windows[1:], strict=True):
         us += int(ts[c] - ts[d - 1]) if c == d else tf.us
     return us / _YEAR_US
+
+
+def _slots(ts: np.ndarray, windows: Sequence[tuple[int, int, int, int]], tf: Timeframe,
+           ) -> np.ndarray:
+    """Grid slots of the stitched test windows' candles (missing candles count as slots;
+    as :func:`_years`, one slot across a gap between windows)."""
+    parts, offset, prev = [], 0, -1
+    for _, _, c, d in windows:
+        if prev >= 0:
+            offset += int(ts[c] - ts[prev]) // tf.us if c == prev + 1 else 1
+        part = grid_slots(ts[c:d], tf.us) + offset
+        parts.append(part)
+        offset, prev = int(part[-1]), d - 1
+    return np.concatenate(parts)
 
 
 # -- the public function ---------------------------------------------------------------
@@ -341,7 +355,7 @@ def _result(cls: type[BaseStrategy], candles: pd.DataFrame, tf: Timeframe,
     close = candles["close"].to_numpy()
     metrics: dict[str, Any] = compute_metrics(
         np.concatenate(([init_cash], equity)), f["pnl"][closed], f["return"][closed],
-        position != 0.0, tf.per_year, _years(ts, windows, tf))
+        position != 0.0, tf.per_year, _years(ts, windows, tf), slots=_slots(ts, windows, tf))
     metrics.update(n_open_trades=int((~closed).sum()), fees_paid=fees,
                    final_equity=float(equity[-1]),
                    buy_and_hold_return=float(close[rows[-1]] / close[rows[0]] - 1.0),
@@ -357,7 +371,8 @@ def _result(cls: type[BaseStrategy], candles: pd.DataFrame, tf: Timeframe,
         oos = compute_metrics(np.concatenate(([start_equity], equity[at:at + m])),
                               f["pnl"][in_window], f["return"][in_window],
                               position[at:at + m] != 0.0, tf.per_year,
-                              (ts[sb - 1] - ts[sa]) / _YEAR_US)
+                              (ts[sb - 1] - ts[sa]) / _YEAR_US,
+                              slots=grid_slots(ts[sa:sb], tf.us))
         at += m
         table.append({
             "fold": k + 1, "train_start": index[ta], "train_end": index[tb - 1],

@@ -241,7 +241,7 @@ def run_batch(
 
     options = dict(kernel_name=cfg.kernel, timeout=cfg.timeout, html=cfg.html,
                    metrics_parameter=METRICS_PARAMETER if METRICS_PARAMETER in declared else None,
-                   env=env)
+                   env=env, assets_dir=str(out))  # one plotly.min.js for all runs' HTML
     names = [run.name for run in runs]
     records: dict[str, RunRecord] = {}
 

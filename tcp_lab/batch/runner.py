@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,19 +93,11 @@ def _first_line(text: str) -> str:
     return text.splitlines()[0] if text else text
 
 
-def _export_html(notebook: Path) -> tuple[Path | None, str | None]:
+def _export_html(notebook: Path, assets_dir: Path) -> tuple[Path | None, str | None]:
     try:
-        from nbconvert import HTMLExporter
+        from tcp_lab.reports.notebook_html import export_notebook_html
 
-        with warnings.catch_warnings():
-            # plotly outputs carry text/html too; nbconvert warns about the JSON mimetype
-            # it skips, once per figure, which would flood the terminal of every batch.
-            warnings.filterwarnings("ignore", message="Your element with mimetype",
-                                    category=UserWarning)
-            body, _ = HTMLExporter().from_filename(str(notebook))
-        target = notebook.with_suffix(".html")
-        target.write_text(body, encoding="utf-8")
-        return target, None
+        return export_notebook_html(notebook, assets_dir=assets_dir), None
     except Exception as e:  # noqa: BLE001 - a failed export must not lose the run
         log.warning("HTML export of %s failed: %s", notebook, e)
         return None, f"HTML export failed: {type(e).__name__}: {_first_line(str(e))}"
@@ -142,6 +133,7 @@ def run_one(
     metrics_parameter: str | None = METRICS_PARAMETER,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
+    assets_dir: str | os.PathLike[str] | None = None,
 ) -> RunRecord:
     """Execute ``notebook`` with ``params`` into ``out_dir``; never raises for a failing run.
 
@@ -168,6 +160,9 @@ def run_one(
         Environment variables the kernel gets over this process's, e.g. the
         client's resolved ``TCP_LAB_*`` settings when the run executes on a
         Dask worker (see :func:`tcp_lab.batch.preflight.kernel_environment`).
+    assets_dir
+        Folder of the ``plotly.min.js`` the HTML export loads with a relative ``src``
+        (default: ``out_dir``); a batch passes its own folder, so its runs share one copy.
 
     Returns
     -------
@@ -203,6 +198,7 @@ def run_one(
             str(src), str(executed), parameters=injected, kernel_name=kernel_name,
             progress_bar=False, execution_timeout=timeout, cwd=None if cwd is None else str(cwd),
             extra_arguments=_KERNEL_ARGS, **engine,
+            store_widget_state=False,  # MBs of widget models no export can use
         )
     except PapermillExecutionError as e:
         where = f" (cell {e.exec_count})" if e.exec_count is not None else ""
@@ -212,7 +208,7 @@ def run_one(
     note = None
     html_path = None
     if html and executed.is_file():
-        html_path, note = _export_html(executed)
+        html_path, note = _export_html(executed, Path(assets_dir) if assets_dir else out)
     recorded: dict[str, Any] = {}
     if metrics_file.is_file():
         try:

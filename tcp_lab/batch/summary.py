@@ -7,18 +7,19 @@ back gets the same table :func:`~tcp_lab.batch.run_batch` returned.
 
 from __future__ import annotations
 
-import html
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from tcp_lab.batch.runner import RunRecord
 from tcp_lab.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tcp_lab.reports.html import Report
 
 __all__ = ["summary_frame", "write_summary", "load_batch", "MANIFEST", "SUMMARY_CSV",
            "SUMMARY_HTML"]
@@ -109,40 +110,18 @@ def summary_frame(
     df.attrs["ascending"] = ascending
     df.attrs["parameter_columns"] = params
     df.attrs["metric_columns"] = metrics
+    if base is not None:  # what notebook and html paths are relative to (reports link them)
+        df.attrs["root"] = str(base)
     return df
 
 
-def _cell(column: str, value: Any) -> str:
-    from tcp_lab.reports.html import format_metric
+def _page(df: pd.DataFrame, title: str, subtitle: str) -> Report:
+    """The summary page: the table in its scroll box, failed runs highlighted, files linked."""
+    from tcp_lab.reports.html import Report
 
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if column in ("notebook", "html"):
-        ref = html.escape(str(value), quote=True)
-        return f"<a href='{ref}'>{html.escape(Path(str(value)).suffix.lstrip('.'))}</a>"
-    if column == "seconds":
-        return f"{value:.1f}"
-    return html.escape(format_metric(column, value))
-
-
-def _html_table(df: pd.DataFrame, title: str, subtitle: str) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = []
-    for row in df.itertuples(index=False):
-        cls = " class='failed'" if row.status != "ok" else ""
-        cells = "".join(f"<td>{_cell(c, v)}</td>" for c, v in zip(df.columns, row, strict=True))
-        body.append(f"<tr{cls}>{cells}</tr>")
-    return "\n".join([
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "th,td{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}"
-        "tr.failed td{background:#fde8e8}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p>",
-        f"<table><thead><tr>{head}</tr></thead><tbody>",
-        *body,
-        "</tbody></table></body></html>",
-    ])
+    failed = (df["status"] != "ok").tolist() if len(df) else None
+    return Report(title).paragraph(subtitle).table(df, index=False, failed=failed,
+                                                   fold_constant=True)
 
 
 def write_summary(
@@ -163,8 +142,7 @@ def write_summary(
     order = "ascending" if df.attrs.get("ascending") else "descending"
     subtitle = (f"{len(df)} run(s), {n_failed} failed; sorted by {df.attrs.get('metric')} "
                 f"({order}); {manifest.get('notebook', '')}")
-    page.write_text(_html_table(df, f"batch {manifest.get('name', '')}", subtitle),
-                    encoding="utf-8")
+    _page(df, f"batch {manifest.get('name', '')}", subtitle).write(page)
     payload = {**manifest, "records": [r.to_dict() for r in records]}
     tmp = base / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")

@@ -39,6 +39,19 @@ def _load_from_store(args: argparse.Namespace):
     return candles
 
 
+def _jsonable(value: object) -> object:
+    """A metric for JSON: non-finite floats and NaT as null, durations in ISO 8601."""
+    import pandas as pd
+
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timedelta):
+        return value.isoformat()  # "P0DT3H12M0S"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
     from tcp_lab.backtest import run_backtest
     from tcp_lab.cli._candles import build_strategy, read_candles_file
@@ -72,8 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.save:
         written["run"] = str(result.save())
     if args.json:  # stdout is one JSON document, paths included
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                 for k, v in metrics.items()}
+        clean = {k: _jsonable(v) for k, v in metrics.items()}
         print(json.dumps({"strategy": result.label, "metrics": clean, **written},
                          default=float))
         return 0
@@ -112,7 +124,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_argument("--direction", choices=("long", "longshort"), default="long")
     opt.add_argument("--price", choices=("close", "next_open"), default="close")
     out = p.add_argument_group("output")
-    out.add_argument("--html", metavar="FILE", help="write an HTML report")
+    out.add_argument("--html", metavar="FILE",
+                     help="write an HTML report (it loads the plotly.min.js written beside it)")
     out.add_argument("--save", action="store_true", help="store the run under $TCP_LAB_HOME")
     out.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(handler=_run)

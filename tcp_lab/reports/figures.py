@@ -149,6 +149,11 @@ def strategy_figure(
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.01,
                               "xanchor": "left", "x": 0})
     fig.update_xaxes(title_text="UTC", row=rows, col=1)
+    fig.update_yaxes(title_text="price", row=1, col=1)
+    if panel:
+        fig.update_yaxes(title_text=", ".join(panel), row=2, col=1)
+    if volume:
+        fig.update_yaxes(title_text="volume", row=rows, col=1)
     return fig
 
 

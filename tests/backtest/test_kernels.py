@@ -37,8 +37,8 @@ def bars_of(close, price):
 def sim(close, price, le, lx, se, sx, segments, fees, slippage, init_cash, size, size_type,
         at_open=False):
     """The old call shape of the signal kernel, on the engine's bars and options."""
-    return simulate_signals_nb(bars_of(close, price), le, lx, se, sx, NO_LEVELS, NO_LEVELS,
-                               segments, at_open,
+    return simulate_signals_nb(bars_of(close, price), np.arange(len(close), dtype=np.int64),
+                               le, lx, se, sx, NO_LEVELS, NO_LEVELS, segments, at_open,
                                kernel_opts(le.shape[1], fees, slippage, size, size_type),
                                init_cash, NO_TRADES)
 
@@ -237,3 +237,32 @@ def test_finalize_metrics_names_match_metrics_module():
     out = finalize_metrics(acc, 365.0, 1.0)
     assert tuple(out) == METRIC_NAMES
     assert out["n_trades"].dtype == np.int64
+
+
+@pytest.mark.parametrize("shift,reverse", [(0, False), (1, True)])
+def test_fused_kernel_equals_signal_kernel_on_missing_candles(shift, reverse):
+    """Bars on a grid with holes: both kernels count the same slots and time in the market."""
+    n, cut = 3000, 1100
+    x = tick_prices(n, seed=3, repeat=0.5)
+    slot = np.cumsum(np.random.default_rng(1).integers(1, 4, n)).astype(np.int64)
+    candles = pd.DataFrame({"close": x, "open": np.r_[x[0], x[:-1]]})
+    combos = [{"fast": f, "slow": s} for f in (1, 3) for s in (4, 30)]
+    cols = [get_strategy("sma_cross", c).compute(candles) for c in combos]
+    entries = np.asfortranarray(np.column_stack([o.entries.to_numpy() for o in cols]))
+    exits = np.asfortranarray(np.column_stack([o.exits.to_numpy() for o in cols]))
+    if shift:
+        entries, exits = (np.asfortranarray(np.vstack([np.zeros((1, len(combos)), bool),
+                                                       a[:-1]])) for a in (entries, exits))
+    price = candles["open"].to_numpy() if shift else x
+    segments = np.array([[0, cut], [cut, n]], dtype=np.int64)
+    signals = (entries, NEVER, exits, NEVER) if reverse else (entries, exits, NEVER, NEVER)
+    opts = kernel_opts(len(combos), 0.001, 0.0, 1.0, SIZE_PERCENT)
+    expected = simulate_signals_nb(bars_of(x, price), slot, *signals, NO_LEVELS, NO_LEVELS,
+                                   segments, bool(shift), opts, 10_000.0, NO_TRADES)
+    got = run_fused("sma_cross", bars_of(x, price), combos, segments, shift=shift,
+                    reverse=reverse, opts=opts, init_cash=10_000.0, trades=NO_TRADES, slot=slot)
+    np.testing.assert_array_equal(got, expected)
+    n_r, held = ACC_FIELDS.index("n_r"), ACC_FIELDS.index("bars_in_market")
+    assert (got[:, 0, n_r] == slot[cut - 1] - slot[0] + 1).all()
+    assert (got[:, 1, n_r] == slot[-1] - slot[cut] + 1).all()
+    assert (got[:, :, held] > 0).all() and (got[:, :, held] <= got[:, :, n_r]).all()

@@ -306,3 +306,43 @@ def test_the_best_rows_get_the_probabilistic_and_deflated_sharpe_of_their_return
     info = df.attrs["deflated"]
     assert info["n_trials"] == len(df) and info["trials_sharpe_std"] == pytest.approx(spread)
     assert df.attrs["min_trades"] == 5
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), missing=st.sampled_from([0.0, 0.3, 0.7]),
+       name=st.sampled_from(["sma_cross", "ema_cross", "rsi_reversion"]),
+       options=st.sampled_from([{}, {"direction": "longshort", "price": "next_open"},
+                                {"stop_loss": 0.003, "take_profit": 0.004},
+                                {"size": 0.5, "fees": 0.002}]),
+       holdout=st.sampled_from([None, 0.3]))
+def test_sweep_metrics_equal_run_backtest_on_gappy_candles(seed, missing, name, options,
+                                                            holdout):
+    """Every combination's metrics equal run_backtest's, also when candles are missing
+    (slots of the grid with a zero return; exposure in time), also in-sample of a holdout
+    (the in-sample part is a prefix: causal signals are the same)."""
+    candles = make_candles(1500, seed=seed)
+    keep = np.random.default_rng(seed).random(len(candles)) >= missing
+    keep[[0, -1]] = True
+    candles = candles[keep]
+    grid = {k: v[:2] for k, v in GRIDS[name].items()}
+    df = sweep(name, candles, grid, progress=False, deflate=0, holdout=holdout,
+               timeframe="1m", **options)
+    prefix, part = "", candles
+    if holdout is not None:
+        prefix, part = "is_", candles.iloc[:len(candles) - int(round(len(candles) * holdout))]
+    for _, row in df.iterrows():
+        params = {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in grid}
+        expected = run_backtest(name, part, parameters=params, timeframe="1m",
+                                **options).metrics
+        for metric in METRIC_NAMES:
+            got, want = row[prefix + metric], expected[metric]
+            if metric == "n_trades" or not np.isfinite(want):
+                assert got == want or (np.isnan(got) and np.isnan(want)), (metric, got, want)
+            else:
+                assert got == pytest.approx(want, rel=1e-9, abs=1e-12), metric
+
+
+def test_run_backtest_only_metrics_are_named_as_such(candles):
+    with pytest.raises(ConfigError, match="run_backtest's own metrics"):
+        sweep("sma_cross", candles, {"fast": [5], "slow": [20]}, metric="beta", progress=False)

@@ -1,0 +1,260 @@
+"""The portfolio driver (numba): the execution kernel over several accounts that share cash.
+
+Each symbol keeps its own engine state (position, open round trip, stops:
+:data:`~tcp_lab.execution.account.STATE_FIELDS`); the cash is one number. Before a
+symbol's bar the shared cash is loaded into its state, the engine's own
+:func:`~tcp_lab.execution.kernel.bar_nb` runs the bar (one copy of the fill rules),
+and the cash is taken back. Within one close time the symbols whose bar has no
+entry signal go first (their exits and stops free cash), then those with an entry
+signal, by confidence (descending, missing last) then by symbol position (the
+caller sorts symbols by name). Arrays in, arrays out; pandas lives in
+:mod:`tcp_lab.portfolio.run`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from tcp_lab.execution.account import (
+    AMBIGUOUS,
+    CASH,
+    FREE_CASH,
+    N_ENTRIES,
+    N_FILL,
+    N_STATE,
+    POSITION,
+    open_account_nb,
+)
+from tcp_lab.execution.kernel import O_SIZE, O_TRAIL, bar_nb, levels_on_nb, quiet_bar_nb
+from tcp_lab.execution.simulate import _record_nb, open_trip_nb
+
+__all__ = ["SIZE_STATIC", "SIZE_EQUITY_FRACTION", "SKIP_REASONS", "run_portfolio_nb"]
+
+#: Sizing modes of the driver: the options' size as is (all in, fixed value), or a
+#: fraction of the portfolio equity before the symbol's bar (fixed fraction, equal).
+SIZE_STATIC, SIZE_EQUITY_FRACTION = 0, 1
+#: Why an entry signal of a flat symbol did not open a position.
+SKIP_REASONS = ("max_positions", "no_cash")
+
+
+@njit(cache=True)
+def _step_nb(states, s, t, cash, o, h, lo, c, le, lx, sp, tp, at_open, use_levels, opts, fills,
+             orders, n_orders, trips, n_trips, entry_idx, order_sym, trip_sym):
+    """One symbol's bar on its own state with the shared ``cash`` loaded; returns
+    (cash, n_orders, n_trips)."""
+    st = states[s]
+    st[CASH] = cash
+    st[FREE_CASH] = cash  # long only: no debt, free cash is the cash
+    k = bar_nb(st, o, h, lo, c, le, lx, False, False, sp, tp, at_open, use_levels, opts, fills)
+    for j in range(k):
+        n0, m0 = n_orders, n_trips
+        n_orders, n_trips, entry_idx[s] = _record_nb(t, fills[j], orders, n_orders, trips,
+                                                     n_trips, entry_idx[s])
+        for q in range(n0, n_orders):
+            order_sym[q] = s
+        for q in range(m0, n_trips):
+            trip_sym[q] = s
+    return st[CASH], n_orders, n_trips
+
+
+@njit(cache=True)
+def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, target_price,
+                     has_levels, confidence, at_open, opts, size_mode, size_fraction,
+                     max_positions, init_cash):
+    """Run one strategy's signals on several symbols from one cash account.
+
+    Parameters
+    ----------
+    open_, high, low, close
+        float64 ``(T, S)``: candle of each symbol at each close time of the
+        union (anything where ``has_bar`` is False).
+    has_bar
+        bool ``(T, S)``: the symbol has a candle at that time.
+    le, lx
+        bool ``(T, S)``: long entry / exit to act on in that bar (already moved
+        one bar with ``at_open``); False where there is no bar.
+    stop_price, target_price
+        float64 ``(T, S)`` levels for an entry (NaN: from the options), or
+        ``(0, S)`` when no symbol has any.
+    has_levels
+        bool ``(S,)``: the strategy set levels for that symbol.
+    confidence
+        float64 ``(T, S)``: ordering key of entries (``-inf``: none).
+    at_open
+        Signals fill at the bar's open (``price="next_open"``).
+    opts
+        float64 :data:`~tcp_lab.execution.kernel.OPTION_FIELDS` (``size`` is
+        overwritten before each entry bar in ``SIZE_EQUITY_FRACTION`` mode).
+    size_mode, size_fraction
+        :data:`SIZE_STATIC`, or :data:`SIZE_EQUITY_FRACTION` with the fraction of
+        equity per entry.
+    max_positions
+        Cap on open positions (``S`` or more: none).
+    init_cash
+        Starting cash.
+
+    Returns
+    -------
+    equity, cash : ndarray ``(T,)``
+        At each close time (positions at their symbol's last close).
+    value, pnl : ndarray ``(T, S)``
+        Position value, and P&L so far (cash flows plus position value), per symbol.
+    n_open : ndarray ``(T,)``
+        Open positions at each close time.
+    orders, order_sym, trips, trip_sym
+        Fills (:data:`~tcp_lab.execution.simulate.ORDER_FIELDS`) and round trips
+        (:data:`~tcp_lab.execution.simulate.TRIP_FIELDS`, open ones last, marked
+        at their symbol's last close), with their symbol position.
+    skipped : ndarray ``(k, 3)``
+        Entries not taken: time position, symbol position, reason
+        (:data:`SKIP_REASONS`).
+    states : ndarray ``(S, N_STATE)``
+        The symbols' engine states after the last bar.
+    """
+    n_t, n_s = close.shape
+    opts = opts.copy()
+    states = np.empty((n_s, N_STATE))
+    for s in range(n_s):
+        open_account_nb(states[s], init_cash)
+    cash = init_cash
+    n_le = 0
+    n_sig = 0
+    for t in range(n_t):
+        for s in range(n_s):
+            if le[t, s]:
+                n_le += 1
+            if le[t, s] or lx[t, s]:
+                n_sig += 1
+    orders = np.empty((2 * n_sig + n_s, 6))
+    order_sym = np.empty(2 * n_sig + n_s, dtype=np.int64)
+    trips = np.empty((2 * n_sig + 2 * n_s, 13))
+    trip_sym = np.empty(2 * n_sig + 2 * n_s, dtype=np.int64)
+    skipped = np.empty((n_le, 3))
+    n_orders = n_trips = n_skipped = 0
+    entry_idx = np.full(n_s, -1, dtype=np.int64)
+    last_idx = np.full(n_s, -1, dtype=np.int64)
+    mark = np.zeros(n_s)  # last close of each symbol (0 before its first candle: flat there)
+    flow = np.zeros(n_s)  # net cash flow of each symbol's fills
+    use_levels = np.empty(n_s, dtype=np.bool_)
+    for s in range(n_s):
+        use_levels[s] = levels_on_nb(opts, has_levels[s])
+    trail = opts[O_TRAIL]
+    fills = np.zeros((2, N_FILL))
+    entering = np.empty(n_s, dtype=np.int64)
+    equity = np.empty(n_t)
+    cash_out = np.empty(n_t)
+    value = np.empty((n_t, n_s))
+    pnl = np.empty((n_t, n_s))
+    n_open_out = np.empty(n_t, dtype=np.int64)
+    n_open = 0
+    for t in range(n_t):
+        if not at_open:  # orders at the close: positions are valued at this close
+            for s in range(n_s):
+                if has_bar[t, s]:
+                    mark[s] = close[t, s]
+        # 1. bars without an entry signal (exits and stops free cash); collect the others
+        n_enter = 0
+        for s in range(n_s):
+            if not has_bar[t, s]:
+                continue
+            last_idx[s] = t
+            if le[t, s]:
+                entering[n_enter] = s
+                n_enter += 1
+                continue
+            st = states[s]
+            if not lx[t, s] and not (use_levels[s] and st[POSITION] != 0.0
+                                     and not quiet_bar_nb(st, low[t, s], high[t, s], trail)):
+                continue
+            was_open = st[POSITION] != 0.0
+            before = cash
+            sp = stop_price[t, s] if has_levels[s] else np.nan
+            tp = target_price[t, s] if has_levels[s] else np.nan
+            cash, n_orders, n_trips = _step_nb(
+                states, s, t, cash, open_[t, s], high[t, s], low[t, s], close[t, s], False,
+                lx[t, s], sp, tp, at_open, use_levels[s], opts, fills, orders, n_orders, trips,
+                n_trips, entry_idx, order_sym, trip_sym)
+            flow[s] += cash - before
+            n_open += (1 if st[POSITION] != 0.0 else 0) - (1 if was_open else 0)
+        # 2. entries: confidence descending, then symbol position (insertion sort: few)
+        for a in range(1, n_enter):
+            s = entering[a]
+            b = a - 1
+            while b >= 0 and confidence[t, entering[b]] < confidence[t, s]:
+                entering[b + 1] = entering[b]
+                b -= 1
+            entering[b + 1] = s
+        eq_now = 0.0
+        if size_mode == SIZE_EQUITY_FRACTION and n_enter > 0:
+            eq_now = cash
+            for s in range(n_s):
+                eq_now += states[s, POSITION] * mark[s]
+        for a in range(n_enter):
+            s = entering[a]
+            st = states[s]
+            was_open = st[POSITION] != 0.0
+            pos_before = st[POSITION]
+            entry = not was_open and not lx[t, s]
+            go = True
+            if entry and n_open >= max_positions:
+                go = False
+                skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = t, s, 0
+                n_skipped += 1
+            if size_mode == SIZE_EQUITY_FRACTION:
+                opts[O_SIZE] = size_fraction * eq_now
+            before = cash
+            entries = st[N_ENTRIES]
+            sp = stop_price[t, s] if has_levels[s] else np.nan
+            tp = target_price[t, s] if has_levels[s] else np.nan
+            cash, n_orders, n_trips = _step_nb(
+                states, s, t, cash, open_[t, s], high[t, s], low[t, s], close[t, s], go,
+                lx[t, s], sp, tp, at_open, use_levels[s], opts, fills, orders, n_orders, trips,
+                n_trips, entry_idx, order_sym, trip_sym)
+            if entry and go and st[N_ENTRIES] == entries:
+                skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = t, s, 1
+                n_skipped += 1
+            flow[s] += cash - before
+            n_open += (1 if st[POSITION] != 0.0 else 0) - (1 if was_open else 0)
+            eq_now += (cash - before) + (st[POSITION] - pos_before) * mark[s]
+        if at_open:  # orders at the open: this close is known only now
+            for s in range(n_s):
+                if has_bar[t, s]:
+                    mark[s] = close[t, s]
+        total = cash
+        for s in range(n_s):
+            v = states[s, POSITION] * mark[s]
+            total += v
+            value[t, s] = v
+            pnl[t, s] = flow[s] + v
+        equity[t] = total
+        cash_out[t] = cash
+        n_open_out[t] = n_open
+    # round trips still open, marked at their symbol's last close
+    n_last = 0
+    for s in range(n_s):
+        if last_idx[s] >= 0 and open_trip_nb(states[s], entry_idx[s], last_idx[s],
+                                             mark[s]).shape[0]:
+            n_last += 1
+    all_trips = np.empty((n_trips + n_last, 13))
+    all_trip_sym = np.empty(n_trips + n_last, dtype=np.int64)
+    all_trips[:n_trips] = trips[:n_trips]
+    all_trip_sym[:n_trips] = trip_sym[:n_trips]
+    q = n_trips
+    for s in range(n_s):
+        if last_idx[s] < 0:
+            continue
+        last = open_trip_nb(states[s], entry_idx[s], last_idx[s], mark[s])
+        if last.shape[0]:
+            all_trips[q] = last[0]
+            all_trip_sym[q] = s
+            q += 1
+    for s in range(n_s):
+        states[s, CASH] = cash
+        states[s, FREE_CASH] = cash
+    ambiguous = 0.0
+    for s in range(n_s):
+        ambiguous += states[s, AMBIGUOUS]
+    return (equity, cash_out, value, pnl, n_open_out, orders[:n_orders].copy(),
+            order_sym[:n_orders].copy(), all_trips, all_trip_sym, skipped[:n_skipped].copy(),
+            states, ambiguous)

@@ -1,0 +1,227 @@
+"""``run_portfolio``: one strategy over several symbols, one account with shared cash."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tcp_lab.backtest.engine import candle_timeframe, engine_signals
+from tcp_lab.errors import ConfigError, DataError, StrategyError
+from tcp_lab.execution import TradingOptions
+from tcp_lab.portfolio.driver import run_portfolio_nb
+from tcp_lab.portfolio.result import PortfolioResult
+from tcp_lab.portfolio.sizing import parse_sizing
+from tcp_lab.strategies import BaseStrategy, check_output, get_strategy
+from tcp_lab.timeframes import Timeframe, validate_candles
+
+__all__ = ["run_portfolio"]
+
+_OWNER = "run_portfolio"
+
+
+def _universe(candles_by_symbol: Any) -> dict[str, pd.DataFrame]:
+    """A mapping symbol -> candles (or ``load_candles_many``'s wide frame) as a sorted dict."""
+    if isinstance(candles_by_symbol, pd.DataFrame):
+        if not isinstance(candles_by_symbol.columns, pd.MultiIndex):
+            raise ConfigError(
+                f"{_OWNER}: candles_by_symbol is one candle frame, expected several symbols",
+                hint="pass {'BTC/USDT': candles, ...} or store.load_candles_many(...); "
+                     "for one symbol use run_backtest")
+        from tcp_lab.store._universe import candles_of
+
+        symbols = list(dict.fromkeys(candles_by_symbol.columns.get_level_values(0)))
+        candles_by_symbol = {s: candles_of(candles_by_symbol, s) for s in symbols}
+    if not isinstance(candles_by_symbol, Mapping):
+        raise ConfigError(f"{_OWNER}: candles_by_symbol is a {type(candles_by_symbol).__name__}, "
+                          "expected a mapping symbol -> candles",
+                          hint="pass {'BTC/USDT': candles, 'ETH/USDT': candles2}")
+    if not candles_by_symbol:
+        raise ConfigError(f"{_OWNER}: candles_by_symbol is empty, expected at least one symbol",
+                          hint="pass {'BTC/USDT': candles, ...}")
+    for key in candles_by_symbol:
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"{_OWNER}: symbol {key!r} is not a name",
+                              hint="key the candles by symbol, e.g. 'BTC/USDT'")
+    return {s: candles_by_symbol[s] for s in sorted(candles_by_symbol)}
+
+
+def run_portfolio(
+    strategy: BaseStrategy | str,
+    candles_by_symbol: Mapping[str, pd.DataFrame] | pd.DataFrame,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    sizing: str = "all_in",
+    size: float | None = None,
+    max_positions: int | None = None,
+    init_cash: float = 10_000.0,
+    fees: float = 0.001,
+    slippage: float = 0.0,
+    direction: str = "long",
+    price: str = "close",
+    stop_loss: float | None = None,
+    take_profit: float | None = None,
+    trailing_stop: float | None = None,
+    leverage: float = 1.0,
+    timeframe: str | Timeframe | None = None,
+    exchange: str | None = None,
+    risk_free_rate: float = 0.0,
+) -> PortfolioResult:
+    """Backtest one strategy on several symbols from one account with shared cash.
+
+    One run of the execution engine over the union of the symbols' close times:
+    each symbol keeps its own engine state (position, open round trip, stops),
+    the cash is shared. A symbol without a candle at a time has no signal there
+    and its position is valued at its last close. Within one close time the
+    symbols whose bar has no entry signal go first (their exits and stops free
+    cash), then those with an entry signal by the strategy's ``confidence``
+    (descending; none or NaN last), then by symbol name. Every fill is the
+    engine's (:func:`~tcp_lab.execution.kernel.bar_nb`): with one symbol the
+    result equals :func:`~tcp_lab.backtest.run_backtest`'s exactly.
+
+    Parameters
+    ----------
+    strategy
+        A strategy object, or a registry name (then ``parameters`` apply).
+    candles_by_symbol
+        ``{symbol: candles}`` (each validated like ``run_backtest``'s), or the
+        wide frame of :meth:`~tcp_lab.store.Store.load_candles_many`.
+    parameters
+        Strategy parameters when ``strategy`` is a name.
+    sizing, size
+        ``"all_in"`` (all the cash available at the entry; no size),
+        ``"fixed_value"`` (``size`` quote per entry), ``"fixed_fraction"``
+        (``size`` of the equity per entry) or ``"equal"`` (equity /
+        ``max_positions``, or / number of symbols); see :mod:`tcp_lab.portfolio.sizing`.
+    max_positions
+        At most this many open positions; an entry beyond it is skipped and
+        recorded in ``result.skipped`` (None: no cap).
+    init_cash, fees, slippage, price, stop_loss, take_profit, trailing_stop
+        As for ``run_backtest``; stops and targets are resolved on the candles
+        (the OHLC rule), per symbol.
+    direction, leverage
+        v1 is long-only without leverage: ``"long"`` and ``1.0`` only.
+    timeframe
+        Timeframe of every symbol's candles (inferred, and required to agree, when omitted).
+    exchange
+        A label kept with the result.
+    risk_free_rate
+        Annual risk-free rate for Sharpe and Sortino.
+
+    Returns
+    -------
+    PortfolioResult
+        Equity, cash, exposure, per-symbol value and contribution, trades with
+        their ``symbol``, metrics, correlation, ``plot()``, ``summary()``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown sizing, bad size, empty mapping, an unsupported direction or leverage.
+    DataError
+        Invalid candles (naive timestamps, too few rows), or timeframes that differ.
+    StrategyError
+        Unknown strategy or a malformed ``compute`` output.
+
+    Examples
+    --------
+    >>> from tcp_lab.testing import make_candles
+    >>> universe = {"BTC/USDT": make_candles(500, seed=1), "ETH/USDT": make_candles(500, seed=2)}
+    >>> r = run_portfolio("sma_cross", universe, parameters={"fast": 5, "slow": 20},
+    ...                   sizing="equal")
+    >>> sorted(r.contribution.columns)
+    ['BTC/USDT', 'ETH/USDT']
+    """
+    if isinstance(strategy, str):
+        strategy = get_strategy(strategy, parameters)
+    elif parameters is not None:
+        raise ConfigError(f"{_OWNER}: parameters= given with a strategy object",
+                          hint="pass the parameters to the strategy, or the strategy by name")
+    if not isinstance(strategy, BaseStrategy):
+        raise StrategyError(f"{_OWNER}: expected a strategy, got {type(strategy).__name__}")
+    if direction != "long":
+        raise ConfigError(f"{_OWNER}: direction={direction!r} is not supported yet: portfolios "
+                          "are long-only in this version (shorts and leverage come later)",
+                          hint="use direction='long', or run_backtest per symbol")
+    if isinstance(leverage, bool) or not isinstance(leverage, int | float) or leverage != 1:
+        raise ConfigError(f"{_OWNER}: leverage={leverage!r} is not supported yet: portfolios "
+                          "trade without leverage in this version (margin comes later)",
+                          hint="leave leverage=1.0")
+    universe = _universe(candles_by_symbol)
+    symbols = list(universe)
+    if max_positions is not None and (isinstance(max_positions, bool) or not isinstance(
+            max_positions, int | np.integer) or max_positions < 1):
+        raise ConfigError(f"{_OWNER}: max_positions={max_positions!r}, expected a whole "
+                          "number >= 1 or None", hint="e.g. max_positions=5")
+    sz = parse_sizing(sizing, size, max_positions, len(symbols))
+    opts = TradingOptions.from_mapping(
+        dict(fees=fees, slippage=slippage, init_cash=init_cash, size=sz.size,
+             size_type=sz.size_type, direction=direction, price=price, stop_loss=stop_loss,
+             take_profit=take_profit, trailing_stop=trailing_stop), owner=_OWNER)
+    if isinstance(risk_free_rate, bool) or not isinstance(risk_free_rate, int | float) or not (
+            -1 < risk_free_rate < math.inf):
+        raise ConfigError(f"{_OWNER}: risk_free_rate={risk_free_rate!r} must be an annual "
+                          "rate above -1", hint="e.g. risk_free_rate=0.04 for 4 % a year")
+    frames, tfs = {}, {}
+    for s, c in universe.items():
+        label = f"candles for {s}"
+        c = validate_candles(c, timeframe, name=label)
+        if len(c) < 2:
+            raise DataError(f"{label}: {len(c)} candle(s), a portfolio backtest needs at least "
+                            "2 per symbol", hint="drop the symbol or load a longer range")
+        frames[s], tfs[s] = c, candle_timeframe(c.index, timeframe, label)
+    if len({tf.name for tf in tfs.values()}) > 1:
+        found = ", ".join(f"{s}: {tf.name}" for s, tf in tfs.items())
+        raise DataError(f"{_OWNER}: the symbols' timeframes differ ({found})",
+                        hint="resample them to one timeframe, or pass timeframe=")
+    tf = tfs[symbols[0]]
+    shift = opts.price == "next_open"
+    index = frames[symbols[0]].index
+    for c in list(frames.values())[1:]:
+        index = index.union(c.index)
+    n_t, n_s = len(index), len(symbols)
+    bars = {k: np.zeros((n_t, n_s)) for k in ("open", "high", "low", "close")}
+    has_bar = np.zeros((n_t, n_s), dtype=bool)
+    le = np.zeros((n_t, n_s), dtype=bool)
+    lx = np.zeros((n_t, n_s), dtype=bool)
+    conf = np.full((n_t, n_s), -np.inf)
+    has_levels = np.zeros(n_s, dtype=bool)
+    levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    outputs = {}
+    for j, s in enumerate(symbols):
+        c = frames[s]
+        rows = index.get_indexer(c.index)
+        output = check_output(strategy.compute(c), c, repr(strategy))
+        outputs[s] = output
+        (e, x, _, _), stop, target = engine_signals(output, opts, shift)
+        for k in bars:
+            bars[k][rows, j] = c[k].to_numpy(dtype=np.float64)
+        has_bar[rows, j] = True
+        le[rows, j], lx[rows, j] = e, x
+        if output.confidence is not None:
+            cf = np.asarray(output.confidence, dtype=np.float64)
+            if shift:
+                cf = np.concatenate(([np.nan], cf[:-1]))
+            conf[rows, j] = np.where(np.isnan(cf), -np.inf, cf)
+        if len(stop):
+            has_levels[j] = True
+            levels[j] = (rows, stop, target)
+    stop_a = target_a = np.zeros((0, n_s))
+    if levels:
+        stop_a, target_a = np.full((n_t, n_s), np.nan), np.full((n_t, n_s), np.nan)
+        for j, (rows, stop, target) in levels.items():
+            stop_a[rows, j], target_a[rows, j] = stop, target
+    sim = run_portfolio_nb(
+        bars["open"], bars["high"], bars["low"], bars["close"], has_bar, le, lx, stop_a,
+        target_a, has_levels, conf, shift, opts.kernel_options(), sz.mode,
+        sz.fraction if sz.mode else 0.0, n_s if max_positions is None else int(max_positions),
+        float(opts.init_cash))
+    options = opts.to_dict() | {"sizing": sz.name, "sizing_size": size,
+                                "max_positions": max_positions, "risk_free_rate":
+                                float(risk_free_rate)}
+    return PortfolioResult.from_simulation(
+        sim, strategy=strategy, index=index, symbols=symbols, candles=frames, outputs=outputs,
+        timeframe=tf, options=options, exchange=exchange)

@@ -1,0 +1,46 @@
+"""Helpers for portfolio tests: coded candles (the volume carries the signal) and strategies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tcp_lab.strategies import BaseStrategy, Parameter, StrategyOutput
+
+#: ``volume`` codes read by :class:`Coded`: nothing, entry, exit, both.
+NONE, ENTRY, EXIT, BOTH = 0, 1, 2, 3
+
+
+class Coded(BaseStrategy):
+    """Signals written into the candles: ``volume`` is the code, ``trade_count / 1000`` the
+    confidence (given when ``confident``)."""
+
+    name = "coded_test"
+    parameters = (Parameter("confident", bool, True),)
+
+    def compute(self, candles: pd.DataFrame) -> StrategyOutput:
+        code = candles["volume"].to_numpy().astype(np.int64)
+        i = candles.index
+        conf = candles["trade_count"].to_numpy() / 1000.0
+        return StrategyOutput(
+            entries=pd.Series((code & ENTRY) != 0, index=i),
+            exits=pd.Series((code & EXIT) != 0, index=i),
+            confidence=pd.Series(conf, index=i) if self.params["confident"] else None,
+        )
+
+
+def coded_candles(close, codes, confidence, keep=None, timeframe: str = "1h",
+                  start: str = "2024-01-01 01:00") -> pd.DataFrame:
+    """Candles on the ``timeframe`` grid from ``start`` with the given closes, signal codes and
+    confidences (0..1); ``keep`` (bool) drops the rows where it is False (gaps)."""
+    close = np.asarray(close, dtype=float)
+    o = np.r_[close[0], close[:-1]]
+    idx = pd.date_range(start, periods=len(close), freq=timeframe, tz="UTC", unit="us",
+                        name="ts")
+    df = pd.DataFrame(
+        {"open": o, "high": np.maximum(o, close) * 1.01, "low": np.minimum(o, close) * 0.99,
+         "close": close, "volume": np.asarray(codes, dtype=float),
+         "trade_count": np.round(np.asarray(confidence) * 1000).astype(np.int64)},
+        index=idx,
+    )
+    return df if keep is None else df[np.asarray(keep, dtype=bool)]

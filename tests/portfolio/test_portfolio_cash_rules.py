@@ -1,0 +1,105 @@
+"""The cash rules against a plain-Python reference on small random universes with gaps.
+
+The reference states the rules of :func:`tcp_lab.run_portfolio` directly: at each close
+time of the union, symbols without an entry signal first (exits free cash), then those
+with one by confidence (descending) then name; an entry of a flat symbol is skipped at
+``max_positions`` open positions, sized by the sizing rule from the equity before its
+bar (positions at their last close), bought with what the cash allows (fees on top).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tcp_lab import run_portfolio
+from tests.portfolio.portfolio_support import BOTH, ENTRY, EXIT, Coded, coded_candles
+
+
+def reference(universe, sizing, size, max_positions, init_cash, fees):
+    """Equity per union close time, skipped entries and trades (symbol, entry, exit time)."""
+    bars = {s: {ts: row for ts, row in c.iterrows()} for s, c in universe.items()}
+    times = sorted(set().union(*(c.index for c in universe.values())))
+    symbols = sorted(universe)
+    cash, pos, mark = init_cash, dict.fromkeys(symbols, 0.0), dict.fromkeys(symbols, 0.0)
+    opened, equity, skipped, trades = {}, [], [], []
+    cap = max_positions or len(symbols)
+    for t in times:
+        here = [s for s in symbols if t in bars[s]]
+        for s in here:
+            mark[s] = bars[s][t]["close"]
+        code = {s: int(bars[s][t]["volume"]) for s in here}
+        for s in here:  # 1. no entry signal: exits
+            if code[s] == EXIT and pos[s] > 0:
+                cash += pos[s] * mark[s] * (1 - fees)
+                pos[s] = 0.0
+                trades.append((s, opened.pop(s), t))
+        entering = sorted((s for s in here if code[s] & ENTRY),
+                          key=lambda s: (-bars[s][t]["trade_count"], s))
+        for s in entering:  # 2. entries
+            if code[s] == BOTH or pos[s] > 0:  # conflicting signals, or holding: no order
+                continue
+            if sum(p > 0 for p in pos.values()) >= cap:
+                skipped.append((t, s, "max_positions"))
+                continue
+            eq = cash + sum(pos[k] * mark[k] for k in symbols)
+            if sizing == "all_in":
+                value = math.inf
+            elif sizing == "fixed_value":
+                value = size
+            else:
+                value = (size if sizing == "fixed_fraction" else 1 / cap) * eq
+            if value * (1 + fees) <= cash:
+                units, cash = value / mark[s], cash - value * (1 + fees)
+            else:
+                units, cash = cash / (1 + fees) / mark[s], 0.0
+            if units < 1e-8:
+                skipped.append((t, s, "no_cash"))
+                continue
+            pos[s] = units
+            opened[s] = t
+        equity.append(cash + sum(pos[k] * mark[k] for k in symbols))
+    trades += [(s, e, None) for s, e in opened.items()]
+    return np.array(equity), skipped, trades
+
+
+@st.composite
+def universes(draw):
+    n_symbols = draw(st.integers(1, 4))
+    n = draw(st.integers(3, 12))
+    out = {}
+    for k in range(n_symbols):
+        steps = draw(st.lists(st.floats(-0.05, 0.05), min_size=n, max_size=n))
+        close = 100.0 * np.exp(np.cumsum(steps))
+        codes = draw(st.lists(st.sampled_from([0, 0, 1, 2, 3]), min_size=n, max_size=n))
+        conf = draw(st.lists(st.sampled_from([0.1, 0.5, 0.9]), min_size=n, max_size=n))
+        keep = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        keep[0] = keep[1] = True  # at least two candles
+        out[f"S{k}"] = coded_candles(close, codes, conf, keep)
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(universe=universes(),
+       sizing=st.sampled_from([("all_in", None), ("fixed_value", 3_000.0),
+                               ("fixed_fraction", 0.4), ("equal", None)]),
+       max_positions=st.sampled_from([None, 1, 2]),
+       fees=st.sampled_from([0.0, 0.001]))
+def test_cash_rules_match_the_reference(universe, sizing, max_positions, fees):
+    name, size = sizing
+    p = run_portfolio(Coded(), universe, sizing=name, size=size, max_positions=max_positions,
+                      fees=fees, init_cash=10_000.0, timeframe="1h")
+    equity, skipped, trades = reference(universe, name, size, max_positions, 10_000.0, fees)
+    np.testing.assert_allclose(p.equity.to_numpy(), equity, rtol=1e-9, atol=1e-9)
+    got = list(zip(p.skipped["time"], p.skipped["symbol"], p.skipped["reason"], strict=True))
+    assert sorted(got) == sorted(skipped)
+    got = {(s, e, None if pd.isna(x) else x) for s, e, x in
+           zip(p.trades["symbol"], p.trades["entry_time"], p.trades["exit_time"], strict=True)}
+    assert got == set(trades)
+    assert (p.cash >= -1e-9).all()
+    if max_positions:
+        assert (p.n_open <= max_positions).all()
