@@ -44,7 +44,7 @@ def empty_trades() -> pd.DataFrame:
     ).rename_axis("trade")
 
 
-def _trades_frame(trips: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
+def trades_frame(trips: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
     """The engine's round trips -> our trades frame (open trips: no exit time/price/reason)."""
     if len(trips) == 0:
         return empty_trades()
@@ -200,7 +200,7 @@ class BacktestResult:
             options=options,
             timeframe=timeframe,
             metrics=metrics,
-            trades=_trades_frame(trips, index),
+            trades=trades_frame(trips, index),
             equity=pd.Series(value, index=index, name="equity", copy=False),
             position=pd.Series(position, index=index, name="position", copy=False),
             candles=candles,

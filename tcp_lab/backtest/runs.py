@@ -22,8 +22,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,13 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tcp_lab.backtest._folders import META, read_meta, write_folder
 from tcp_lab.backtest.result import BacktestResult
 from tcp_lab.errors import ConfigError, DataError
 from tcp_lab.settings import load_settings
 
 __all__ = ["runs_dir", "candles_hash", "save_run", "list_runs", "load_run"]
 
-_META = "meta.json"
+_META = META
 _TRADES = "trades.parquet"
 _EQUITY = "equity.parquet"
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -158,30 +157,17 @@ def save_run(
     frame = pd.DataFrame({"equity": eq})
     if result.position is not None:
         frame["position"] = result.position
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=root))
-        try:
-            (tmp / _META).write_text(
-                json.dumps(_jsonable(meta), indent=2, allow_nan=False), encoding="utf-8"
-            )
-            result.trades.to_parquet(tmp / _TRADES)
-            frame.to_parquet(tmp / _EQUITY)
-            tmp.rename(target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    except OSError as e:
-        raise ConfigError(f"cannot store backtest run in {root}: {e}") from e
+    def write(folder: Path) -> None:
+        result.trades.to_parquet(folder / _TRADES)
+        frame.to_parquet(folder / _EQUITY)
+
+    write_folder(root, run_id, _jsonable(meta), write, "backtest run")
     result.run_id = run_id
     return run_id
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads((path / _META).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"backtest run {path.name}: unreadable {_META} ({e})") from e
+    return read_meta(path, "backtest run")
 
 
 def list_runs(home: str | os.PathLike[str] | None = None) -> pd.DataFrame:

@@ -9,24 +9,22 @@ so that a sweep can be looked at later (the dashboard shows the newest one);
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from tcp_lab.backtest._folders import META, read_meta, write_folder
 from tcp_lab.backtest.runs import _jsonable
 from tcp_lab.errors import ConfigError, DataError
 from tcp_lab.settings import load_settings
 
 __all__ = ["save_sweep", "load_sweep", "list_sweeps", "sweeps_dir"]
 
-_META = "meta.json"
+_META = META
 _TABLE = "table.parquet"
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -92,29 +90,17 @@ def save_sweep(
     root = sweeps_dir(home)
     meta = {"sweep_id": sweep_id, "created_at": now.isoformat(), "label": label,
             "series": series, "attrs": _plain(dict(df.attrs))}
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{sweep_id}.", dir=root))
-        try:
-            (tmp / _META).write_text(json.dumps(meta, indent=2, allow_nan=False),
-                                     encoding="utf-8")
-            table = df.copy()
-            table.attrs = {}
-            table.to_parquet(tmp / _TABLE)
-            tmp.rename(root / sweep_id)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    except OSError as e:
-        raise ConfigError(f"cannot store the sweep in {root}: {e}") from e
+    def write(folder: Path) -> None:
+        table = df.copy()
+        table.attrs = {}
+        table.to_parquet(folder / _TABLE)
+
+    write_folder(root, sweep_id, meta, write, "the sweep")
     return sweep_id
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads((path / _META).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"sweep {path.name}: unreadable {_META} ({e})") from e
+    return read_meta(path, "sweep")
 
 
 def list_sweeps(home: str | os.PathLike[str] | None = None) -> pd.DataFrame:

@@ -39,7 +39,7 @@ import pandas as pd
 from tcp_lab.backtest.engine import candle_timeframe, engine_signals, simulate_window
 from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics, grid_slots
 from tcp_lab.backtest.param_sweep import LOWER_IS_BETTER, _combos, sweep
-from tcp_lab.backtest.result import _trades_frame
+from tcp_lab.backtest.result import trades_frame
 from tcp_lab.backtest.sweep_chunk import strategy_class
 from tcp_lab.backtest.walk_forward_folds import Window, fold_windows
 from tcp_lab.backtest.walk_forward_result import WalkForwardResult, efficiency_ratio
@@ -388,7 +388,7 @@ def _result(cls: type[BaseStrategy], candles: pd.DataFrame, tf: Timeframe,
     folds = pd.DataFrame(table).set_index("fold")
     for p in swept:
         folds[p] = folds[p].convert_dtypes()
-    trades = _trades_frame(trips, index)
+    trades = trades_frame(trips, index)
     # the fold whose parameters made the entry: with next_open, the one of the bar before
     decided = f["entry_idx"] - (1 if base.price == "next_open" else 0)
     fold_of = np.searchsorted([c for _, _, c, _ in windows], decided, side="right")

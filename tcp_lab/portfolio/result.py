@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tcp_lab.backtest.metrics import compute_metrics, grid_slots
-from tcp_lab.backtest.result import TRADE_COLUMNS, empty_trades
+from tcp_lab.backtest.result import TRADE_COLUMNS, trades_frame
 from tcp_lab.execution.account import REASONS
 from tcp_lab.execution.simulate import ORDER_FIELDS, TRIP_FIELDS
 from tcp_lab.portfolio.driver import SKIP_REASONS
@@ -33,31 +33,12 @@ def _trades_frame(trips: np.ndarray, trip_sym: np.ndarray, index: pd.DatetimeInd
                   symbols: list[str]) -> pd.DataFrame:
     """Round trips -> trades frame with a ``symbol`` column (as ``BacktestResult.trades``),
     ordered by entry time, then symbol."""
-    if len(trips) == 0:
-        df = empty_trades()
-        df.insert(0, "symbol", pd.Series([], dtype="str"))
+    df = trades_frame(trips, index)
+    df.insert(0, "symbol", pd.array(np.array(symbols, dtype=object)[trip_sym.astype(np.int64)],
+                                    dtype="str") if len(trips) else pd.Series([], dtype="str"))
+    if not len(trips):
         return df
-    f = {name: trips[:, k] for name, k in _TRIP.items()}
-    is_open = f["closed"] == 0
-    reasons = np.array(REASONS + ("",), dtype=object)[np.where(is_open, -1,
-                                                               f["reason"].astype(np.int64))]
-    df = pd.DataFrame({
-        "symbol": pd.array(np.array(symbols, dtype=object)[trip_sym], dtype="str"),
-        "entry_time": index[f["entry_idx"].astype(np.int64)],
-        "exit_time": index[f["exit_idx"].astype(np.int64)].where(~is_open),
-        "entry_price": f["entry_price"],
-        "exit_price": np.where(is_open, np.nan, f["exit_price"]),
-        "size": f["size"],
-        "entry_fees": f["entry_fees"],
-        "exit_fees": f["exit_fees"],
-        "fees": f["entry_fees"] + f["exit_fees"],
-        "pnl": f["pnl"],
-        "return": f["return"],
-        "direction": np.where(f["is_long"] == 1.0, "long", "short"),
-        "status": np.where(is_open, "open", "closed"),
-        "exit_reason": pd.array(np.where(is_open, None, reasons), dtype="str"),
-    })
-    order = np.lexsort((trip_sym, f["exit_idx"], f["entry_idx"]))
+    order = np.lexsort((trip_sym, trips[:, _TRIP["exit_idx"]], trips[:, _TRIP["entry_idx"]]))
     return df.iloc[order].reset_index(drop=True).rename_axis("trade")
 
 
