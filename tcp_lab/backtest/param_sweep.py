@@ -32,6 +32,7 @@ import difflib
 import itertools
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -228,7 +229,9 @@ def sweep(
         timestamp where it starts. Columns ``is_<metric>`` and
         ``oos_<metric>`` side by side; rows sorted by the in-sample metric.
     walk_forward
-        Split the history into this many consecutive folds, each its own
+        Deprecated (a ``FutureWarning``; use :func:`tcp_lab.walk_forward`, which picks
+        on each train window and trades the next test window). Split the history into
+        this many consecutive folds, each its own
         account: columns ``wf1_<metric>``…, ``wf_mean_<metric>`` and
         ``wf_min_<metric>`` for the sort metric; rows sorted by the mean.
         ``df.attrs["walk_forward"]`` lists, for each fold after the first,
@@ -316,6 +319,12 @@ def sweep(
     candles = validate_candles(candles, timeframe)
     tf = candle_timeframe(candles.index, timeframe)  # the close grid checked, as run_backtest
     segments, prefixes = _segments(candles.index, holdout, walk_forward)
+    if walk_forward is not None:
+        warnings.warn(
+            "sweep(walk_forward=k) ranks combinations by their mean over all folds, a choice "
+            "that sees the whole history, and will be removed; use tcp_lab.walk_forward("
+            "strategy, candles, grid, train=..., test=...) for the out-of-sample walk-forward",
+            FutureWarning, stacklevel=2)
     ts = candles.index.asi8
     options = {
         **opts,

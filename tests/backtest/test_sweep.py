@@ -109,8 +109,9 @@ def test_holdout_metrics_use_each_parts_own_span(candles):
 
 def test_walk_forward_folds(candles):
     grid = {"fast": [3, 6, 10], "slow": [20, 40]}
-    df = sweep("ema_cross", candles, grid, walk_forward=3, metric="total_return",
-               progress=False).sort_index()
+    with pytest.warns(FutureWarning, match=r"tcp_lab.walk_forward\("):
+        df = sweep("ema_cross", candles, grid, walk_forward=3, metric="total_return",
+                   progress=False).sort_index()
     combos = df[["fast", "slow"]].to_dict("records")
     bounds = [(0, 1000), (1000, 2000), (2000, 3000)]
     for k, (a, b) in enumerate(bounds, start=1):
@@ -119,8 +120,9 @@ def test_walk_forward_folds(candles):
                                    rtol=1e-9, atol=1e-12)
     folds = df[[f"wf{k}_total_return" for k in (1, 2, 3)]]
     np.testing.assert_allclose(df["wf_mean_total_return"], folds.mean(axis=1))
-    table = sweep("ema_cross", candles, grid, walk_forward=3, metric="total_return",
-                  progress=False).attrs["walk_forward"]
+    with pytest.warns(FutureWarning):
+        table = sweep("ema_cross", candles, grid, walk_forward=3, metric="total_return",
+                      progress=False).attrs["walk_forward"]
     assert [r["fold"] for r in table] == [2, 3]
     best = df["wf1_total_return"].idxmax()
     assert table[0]["params"] == {"fast": df.at[best, "fast"], "slow": df.at[best, "slow"]}
