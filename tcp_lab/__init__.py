@@ -36,6 +36,7 @@ _LAZY = {
     "Signal": "tcp_lab.strategies",
     "get_strategy": "tcp_lab.strategies",
     "check_lookahead": "tcp_lab.strategies",
+    "align": "tcp_lab.strategies.informative",
     "run_backtest": "tcp_lab.backtest",
     "BacktestResult": "tcp_lab.backtest",
     "sweep": "tcp_lab.backtest",
@@ -43,6 +44,7 @@ _LAZY = {
     "WalkForwardResult": "tcp_lab.backtest",
     "run_portfolio": "tcp_lab.portfolio",
     "PortfolioResult": "tcp_lab.portfolio",
+    "sweep_portfolio": "tcp_lab.portfolio",
     "BotManager": "tcp_lab.bots",
     "BotConfig": "tcp_lab.bots",
     "load_bot_config": "tcp_lab.bots",
@@ -87,6 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from tcp_lab.backtest import BacktestResult, run_backtest, sweep
     from tcp_lab.bus import Bus, open_bus
     from tcp_lab.data.aggregate import aggregate_trades, resample_candles
-    from tcp_lab.portfolio import PortfolioResult, run_portfolio
+    from tcp_lab.portfolio import PortfolioResult, run_portfolio, sweep_portfolio
     from tcp_lab.store import Store, open_store
     from tcp_lab.strategies import BaseStrategy, Parameter, Signal, check_lookahead, get_strategy
+    from tcp_lab.strategies.informative import align

@@ -28,6 +28,7 @@ from tcp_lab.execution import DIRECTIONS, PRICES, SIZE_TYPES, TradingOptions, ro
 from tcp_lab.execution.account import N_STATE, open_account_nb
 from tcp_lab.execution.simulate import open_trip_nb, run_bars_nb
 from tcp_lab.strategies import BaseStrategy, StrategyOutput, check_output, get_strategy
+from tcp_lab.strategies.informative import keep_informative, with_informative
 from tcp_lab.timeframes import Timeframe, parse_timeframe, validate_candles
 
 __all__ = ["run_backtest", "infer_timeframe", "candle_timeframe", "simulate_output",
@@ -241,6 +242,7 @@ def run_backtest(
     symbol: str | None = None,
     exchange: str | None = None,
     risk_free_rate: float = 0.0,
+    informative: Mapping[str, pd.DataFrame] | None = None,
 ) -> BacktestResult:
     """Backtest a strategy on candles with the execution engine and our own metrics.
 
@@ -282,6 +284,11 @@ def run_backtest(
     risk_free_rate
         Annual risk-free rate (``0.04``: 4 % a year) for Sharpe, Sortino and
         alpha; kept in ``result.options``.
+    informative
+        Candles of the other symbols the strategy declares in ``informative``, by
+        symbol (any timeframe dividing the declared one); its own symbol's higher
+        timeframes are aggregated from ``candles``
+        (:func:`~tcp_lab.strategies.informative.with_informative`).
 
     Returns
     -------
@@ -323,11 +330,13 @@ def run_backtest(
     intrabar = _intrabar(intrabar, trades, opts)
     risk_free_rate = _risk_free(risk_free_rate)
     label = f"candles for {symbol}" if symbol else "candles"
-    candles = validate_candles(candles, timeframe, name=label)
+    given, candles = candles, validate_candles(candles, timeframe, name=label)
     if len(candles) < 2:
         raise DataError(f"{label}: {len(candles)} candle(s), a backtest needs at least 2")
     tf = candle_timeframe(candles.index, timeframe, label)
-    output = check_output(strategy.compute(candles), candles, repr(strategy))
+    view = with_informative(strategy, keep_informative(given, candles), timeframe=tf,
+                            others=informative, symbol=symbol)
+    output = check_output(strategy.compute(view), view, repr(strategy))
     bar_trades = None
     if intrabar == "trades":
         bar_trades = TradeChunks(trades, candles, exchange=exchange, symbol=symbol,

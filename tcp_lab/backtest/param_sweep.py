@@ -64,6 +64,7 @@ from tcp_lab.errors import ConfigError, StrategyError
 from tcp_lab.execution import LEVEL_OPTIONS, TradingOptions
 from tcp_lab.remote_code import check_importable
 from tcp_lab.strategies import BaseStrategy
+from tcp_lab.strategies.informative import keep_informative, with_informative
 from tcp_lab.timeframes import to_utc_timestamp, validate_candles
 
 __all__ = ["sweep", "run_chunk", "candles_to_arrays", "LOWER_IS_BETTER"]
@@ -202,6 +203,7 @@ def sweep(
     symbol: str | None = None,
     min_trades: int | None = None,
     deflate: int = 3,
+    informative: Mapping[str, pd.DataFrame] | None = None,
     **backtest_options: Any,
 ) -> pd.DataFrame:
     """Backtest every parameter combination of a grid; one row of metrics per combination.
@@ -253,6 +255,9 @@ def sweep(
         all others: one lucky trade makes an extreme Sharpe ratio. Rows whose
         sort metric is not finite (``inf`` Sortino or profit factor, NaN) come
         last too, whatever this is.
+    informative
+        Candles of the other symbols the strategy declares in ``informative``, by
+        symbol (as :func:`~tcp_lab.backtest.run_backtest` takes them).
     deflate
         Give the best this many rows (not with ``walk_forward``) the
         probabilistic and the deflated Sharpe ratio, columns ``psr`` and
@@ -316,8 +321,12 @@ def sweep(
     for key in LEVEL_OPTIONS:  # swept stops and targets: each value checked once, here
         for value in (grid or {}).get(key, ()):
             TradingOptions.from_mapping(opts | {key: value}, owner=f"sweep grid {key}")
-    candles = validate_candles(candles, timeframe)
+    given, candles = candles, validate_candles(candles, timeframe)
     tf = candle_timeframe(candles.index, timeframe)  # the close grid checked, as run_backtest
+    # the strategy's informative series, as run_backtest adds them (once: they do not
+    # depend on the parameters)
+    candles = with_informative(cls, keep_informative(given, candles), timeframe=tf,
+                               others=informative, symbol=symbol)
     segments, prefixes = _segments(candles.index, holdout, walk_forward)
     if walk_forward is not None:
         warnings.warn(
@@ -357,6 +366,8 @@ def sweep(
     if deflate and not walk_forward:
         inputs = {"trades": trades, "exchange": exchange, "symbol": symbol} \
             if trades is not None else {}
+        if informative is not None or symbol is not None:
+            inputs |= {"informative": informative, "symbol": symbol}
         deflated = deflate_best(df, cls, candles, segments[0], prefixes[0], tf.per_year, deflate,
                                 opts, [p.name for p in cls.parameters], timeframe=tf.name,
                                 **inputs)

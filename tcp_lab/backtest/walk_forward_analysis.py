@@ -48,6 +48,7 @@ from tcp_lab.execution import LEVEL_OPTIONS, TradingOptions
 from tcp_lab.execution.account import AMBIGUOUS, N_STATE, open_account_nb
 from tcp_lab.execution.simulate import ORDER_FIELDS, TRIP_FIELDS, open_trip_nb
 from tcp_lab.strategies import BaseStrategy, check_output
+from tcp_lab.strategies.informative import keep_informative, with_informative
 from tcp_lab.timeframes import Timeframe, validate_candles
 
 __all__ = ["walk_forward", "fold_windows", "select_combination", "WalkForwardResult"]
@@ -214,6 +215,7 @@ def walk_forward(
     metric: str = "sharpe",
     min_trades: int = 10,
     progress: bool = True,
+    informative: Mapping[str, pd.DataFrame] | None = None,
     **trading_options: Any,
 ) -> WalkForwardResult:
     """Walk-forward: parameters chosen on each train window, traded on the next test window.
@@ -242,6 +244,10 @@ def walk_forward(
         is flat.
     progress
         Show a ``tqdm`` bar, one step per fold.
+    informative
+        Candles of the other symbols the strategy declares in ``informative`` (as
+        :func:`run_backtest` takes them); the series are aligned once over the whole
+        history.
     **trading_options
         The trading options of :func:`run_backtest` (``fees``, ``slippage``,
         ``init_cash``, ``size``, ``size_type``, ``direction``, ``price``,
@@ -288,8 +294,11 @@ def walk_forward(
             or min_trades < 0:
         raise ConfigError(f"walk_forward: min_trades={min_trades!r} must be an integer >= 0",
                           hint="e.g. min_trades=10")
-    candles = validate_candles(candles)
+    given, candles = candles, validate_candles(candles)
     tf = candle_timeframe(candles.index)
+    # informative series aligned once over the whole history (each fold's sweep keeps them)
+    candles = with_informative(cls, keep_informative(given, candles), timeframe=tf,
+                               others=informative)
     windows = fold_windows(candles.index, train=train, test=test, step=step,
                            anchored=bool(anchored), timeframe=tf)
     _, combos = _combos(cls, grid, None, 0)  # the grid checked once, before any fold runs

@@ -65,6 +65,7 @@ from tcp_lab.errors import DataError, StrategyError, TcpLabError
 from tcp_lab.store import JsonText, bot_candle_record
 from tcp_lab.strategies import Signal
 from tcp_lab.strategies.decision import frame_of, last_decision
+from tcp_lab.strategies.informative import informative_specs, with_informative
 from tcp_lab.timeframes import parse_timeframe
 
 if TYPE_CHECKING:
@@ -168,6 +169,10 @@ class Bot:
         self._stored: pd.Timestamp | None = None  # newest stored candle at the last heartbeat
         self.timeframe = parse_timeframe(config.timeframe)
         self.window = int(self.strategy.warmup) + config.window_margin
+        #: Other symbols the strategy reads (its informative series): from the store.
+        self._others = sorted({sym for _, sym in informative_specs(self.strategy)
+                               if sym is not None and sym != config.symbol})
+        self._informative = bool(informative_specs(self.strategy))
         self._label = repr(self.strategy)
         self._account = Account.opening(config.init_cash)
         self._last: pd.Timestamp | None = None
@@ -371,7 +376,8 @@ class Bot:
         ts = W.last_ts(window)
         trades = self._candle_trades(window)
         try:
-            decision = last_decision(self.strategy, window, label=self._label)
+            view = self._with_informative(window) if self._informative else window
+            decision = last_decision(self.strategy, view, label=self._label)
             signal = decision.signal(ts, float(window["close"][-1]))
             flags = self.broker.flags(decision.entry, decision.exit, decision.short_entry,
                                       decision.short_exit)
@@ -393,6 +399,17 @@ class Bot:
         self._publish_signal(signal)
         return Step(ts=ts, signal=signal, flags=flags, fills=fills, account=account,
                     equity=equity)
+
+    def _with_informative(self, window: W.Window) -> pd.DataFrame:
+        """The window as a frame with the strategy's informative series, built as the
+        backtest builds them: the own symbol's from the window, another symbol's from its
+        candles in the store over the window's span (as stored when the bot decides)."""
+        frame = frame_of(window)
+        others = {sym: self.store.load_candles(self.config.exchange, sym, self.timeframe.name,
+                                               start=frame.index[0], end=frame.index[-1])
+                  for sym in self._others}
+        return with_informative(self.strategy, frame, timeframe=self.timeframe, others=others,
+                                symbol=self.config.symbol)
 
     def _candle_trades(self, window: W.Window) -> tuple[np.ndarray, ...] | None:
         """The market trades of the window's last candle, when its stops and targets are live

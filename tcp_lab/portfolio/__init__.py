@@ -3,11 +3,14 @@
 :func:`run_portfolio` drives the execution engine's kernel once per symbol bar,
 with the shared cash loaded into that symbol's engine state (see
 :mod:`tcp_lab.portfolio.driver`); sizing in :mod:`tcp_lab.portfolio.sizing`,
-the result in :mod:`tcp_lab.portfolio.result`.
+the result in :mod:`tcp_lab.portfolio.result`; universe sweeps
+(:func:`sweep_portfolio`) in :mod:`tcp_lab.portfolio.sweep`.
 """
 
 from tcp_lab.portfolio.result import PORTFOLIO_TRADE_COLUMNS, PortfolioResult
 from tcp_lab.portfolio.run import run_portfolio
 from tcp_lab.portfolio.sizing import SIZINGS
+from tcp_lab.portfolio.sweep import PORTFOLIO_METRIC_NAMES, sweep_portfolio
 
-__all__ = ["run_portfolio", "PortfolioResult", "PORTFOLIO_TRADE_COLUMNS", "SIZINGS"]
+__all__ = ["run_portfolio", "PortfolioResult", "PORTFOLIO_TRADE_COLUMNS", "SIZINGS",
+           "sweep_portfolio", "PORTFOLIO_METRIC_NAMES"]

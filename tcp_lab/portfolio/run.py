@@ -16,6 +16,7 @@ from tcp_lab.portfolio.driver import run_portfolio_nb
 from tcp_lab.portfolio.result import PortfolioResult
 from tcp_lab.portfolio.sizing import parse_sizing
 from tcp_lab.strategies import BaseStrategy, check_output, get_strategy
+from tcp_lab.strategies.informative import with_informative
 from tcp_lab.timeframes import Timeframe, validate_candles
 
 __all__ = ["run_portfolio"]
@@ -194,7 +195,9 @@ def run_portfolio(
     for j, s in enumerate(symbols):
         c = frames[s]
         rows = index.get_indexer(c.index)
-        output = check_output(strategy.compute(c), c, repr(strategy))
+        # informative series: the own symbol's from its candles, others' from the universe
+        view = with_informative(strategy, c, timeframe=tfs[s], others=frames, symbol=s)
+        output = check_output(strategy.compute(view), view, repr(strategy))
         outputs[s] = output
         (e, x, _, _), stop, target = engine_signals(output, opts, shift)
         for k in bars:

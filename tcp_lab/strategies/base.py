@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from tcp_lab.errors import StrategyError
+from tcp_lab.timeframes import CANDLE_COLUMNS
 
 __all__ = [
     "Parameter",
@@ -383,6 +384,11 @@ class BaseStrategy:
 
     name: ClassVar[str] = ""
     parameters: ClassVar[tuple[Parameter, ...]] = ()
+    #: Other series the strategy reads, ``(timeframe, symbol)`` (``None``: its own
+    #: symbol), e.g. ``(("1h", None), ("4h", "ETH/USDT"))``: whatever runs the strategy
+    #: adds them to the candles aligned by close time (see
+    #: :mod:`tcp_lab.strategies.informative`); read them with :meth:`informative_frame`.
+    informative: ClassVar[tuple[tuple[str, str | None], ...]] = ()
 
     def __init__(self, parameters: Mapping[str, Any] | None = None) -> None:
         self.params: Mapping[str, Any] = MappingProxyType(self._resolve(parameters or {}))
@@ -531,6 +537,48 @@ class BaseStrategy:
         previous candle). The bot feeds at least this many closed candles.
         """
         return 1
+
+    def informative_frame(self, candles: pd.DataFrame, timeframe: str,
+                          symbol: str | None = None, *, distinct: bool = False,
+                          ) -> pd.DataFrame:
+        """A declared informative series from ``candles``, with plain candle columns.
+
+        Row ``t`` holds the newest ``timeframe`` candle (of ``symbol``, default the own
+        symbol) that closed at or before ``t``, and its close time in ``ts``; NaN before
+        its first one. ``distinct=True`` gives each informative candle once, indexed by
+        its close time: compute an indicator on the informative timeframe there, then
+        bring it back to the candles with :func:`tcp_lab.align` (an hourly SMA(3) is the
+        mean of 3 hours, not of 3 rows of 5m candles).
+
+        Examples
+        --------
+        >>> hourly = self.informative_frame(candles, "1h", distinct=True)  # doctest: +SKIP
+        >>> trend = (hourly["close"] > hourly["close"].rolling(3).mean())  # doctest: +SKIP
+        >>> tcp_lab.align(trend.to_frame("up"), candles)["up"]            # doctest: +SKIP
+
+        Raises
+        ------
+        StrategyError
+            The series is not in ``candles``: not declared in :attr:`informative`, or
+            the candles did not go through the runner that adds it.
+        """
+        from tcp_lab.strategies.informative import informative_name
+
+        names = [informative_name(f, timeframe, symbol) for f in (*CANDLE_COLUMNS, "ts")]
+        missing = [n for n in names if n not in candles.columns]
+        if missing:
+            raise StrategyError(
+                f"strategy {self._label()!r}: no informative {timeframe} series"
+                f"{' of ' + symbol if symbol else ''} in the candles (column {missing[0]!r})",
+                hint=f"declare informative = (({timeframe!r}, {symbol!r}),) and run the "
+                "strategy through run_backtest, sweep or a bot (they add it), or call "
+                "tcp_lab.strategies.informative.with_informative")
+        frame = candles[names].set_axis([*CANDLE_COLUMNS, "ts"], axis=1)
+        if not distinct:
+            return frame
+        seen = frame.dropna(subset=["ts"]).drop_duplicates(subset=["ts"])
+        index = pd.DatetimeIndex(seen.pop("ts"), name="ts")
+        return seen.set_axis(index if index.tz is not None else index.tz_localize("UTC"))
 
     def get_indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
         """The strategy's indicator series over ``candles``."""

@@ -14,6 +14,7 @@ average started later agrees only to about ``ewm_settle``'s tolerance).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,11 @@ import pandas as pd
 
 from tcp_lab.errors import DataError, StrategyError
 from tcp_lab.strategies.base import BaseStrategy, StrategyOutput, check_output
+from tcp_lab.strategies.informative import (
+    informative_specs,
+    strip_informative,
+    with_informative,
+)
 
 __all__ = ["LookaheadReport", "check_lookahead"]
 
@@ -176,6 +182,8 @@ def check_lookahead(
     rtol: float = 1e-6,
     atol: float = 1e-9,
     seed: int = 0,
+    informative: Mapping[str, pd.DataFrame] | None = None,
+    symbol: str | None = None,
 ) -> LookaheadReport:
     """Check that ``strategy`` never uses future candles and that its warm-up suffices.
 
@@ -200,6 +208,11 @@ def check_lookahead(
         Tolerance for indicators and confidence (signals must match exactly).
     seed
         Seed of the random sample points.
+    informative, symbol
+        For a strategy that declares informative series: the other symbols' candles
+        and its own symbol (as :func:`~tcp_lab.backtest.run_backtest` takes them).
+        Each truncated run and each trailing window gets its informative series built
+        from what it holds, as a bot does, so a misaligned series is caught too.
 
     Returns
     -------
@@ -229,7 +242,19 @@ def check_lookahead(
             hint="pass more candles, e.g. tcp_lab.testing.make_candles(2000)",
         )
     rng = np.random.default_rng(seed)
-    whole = _columns(check_output(strategy.compute(candles), candles, label))
+    candles = strip_informative(candles)
+    tf = None
+    if informative_specs(strategy):
+        from tcp_lab.backtest.engine import candle_timeframe
+
+        tf = candle_timeframe(candles.index)
+
+    def run(frame: pd.DataFrame) -> dict[str, tuple[np.ndarray, bool]]:
+        view = with_informative(strategy, frame, timeframe=tf, others=informative,
+                                symbol=symbol)
+        return _columns(check_output(strategy.compute(view), view, label))
+
+    whole = run(candles)
     changes = _change_bars(whole)
 
     look_pos: int | None = None
@@ -238,8 +263,7 @@ def check_lookahead(
     for t in sampled:
         if look_pos is not None and t > look_pos:
             break
-        prefix = candles.iloc[: t + 1]
-        part = _columns(check_output(strategy.compute(prefix), prefix, label))
+        part = run(candles.iloc[: t + 1])
         hit = _first_mismatch(part, whole, slice(0, t + 1), _PREFIX_RTOL, 0.0)
         if hit is not None and (look_pos is None or hit[0] < look_pos):
             look_pos, look_col = hit
@@ -248,8 +272,7 @@ def check_lookahead(
     warm_col: str | None = None
     if warmup:
         for t in _sample(window - 1, n - 1, points, rng, changes, full):
-            part_frame = candles.iloc[t - window + 1 : t + 1]
-            out = _columns(check_output(strategy.compute(part_frame), part_frame, label))
+            out = run(candles.iloc[t - window + 1 : t + 1])
             last = {k: (v[-1:], exact) for k, (v, exact) in out.items()}
             hit = _first_mismatch(last, whole, slice(t, t + 1), rtol, atol)
             if hit is not None:
