@@ -99,9 +99,9 @@ CASES = {
     "ema_cross fused longshort holdout": (
         "ema_cross", {"fast": [3, 5, 8, 13], "slow": [21, 34, 55]},
         {"direction": "longshort", "holdout": 0.3}),
-    "rsi_reversion generic walk-forward": (
+    "rsi_reversion generic holdout next_open": (
         "rsi_reversion", {"period": [7, 14, 21], "lower": [20.0, 30.0], "upper": [70.0, 80.0]},
-        {"walk_forward": 3, "price": "next_open"}),
+        {"holdout": 0.4, "price": "next_open"}),
 }
 
 

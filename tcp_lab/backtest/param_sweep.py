@@ -201,7 +201,7 @@ def sweep(
     trades: pd.DataFrame | str | None = None,
     exchange: str | None = None,
     symbol: str | None = None,
-    min_trades: int | None = None,
+    min_trades: int | None = 10,
     deflate: int = 3,
     informative: Mapping[str, pd.DataFrame] | None = None,
     **backtest_options: Any,
@@ -251,8 +251,9 @@ def sweep(
         does (a frame of ``ts, price, amount``, or ``"store"`` for the stored
         trades of ``exchange``/``symbol``); they are read into memory once.
     min_trades
-        Rank rows with fewer trades than this (in the ranked segment) after
-        all others: one lucky trade makes an extreme Sharpe ratio. Rows whose
+        Rank rows with fewer trades than this (in the ranked segment; default 10, as
+        :func:`~tcp_lab.walk_forward`; ``None`` or 0: no such rule) after all others:
+        one lucky trade makes an extreme Sharpe ratio. Rows whose
         sort metric is not finite (``inf`` Sortino or profit factor, NaN) come
         last too, whatever this is.
     informative
