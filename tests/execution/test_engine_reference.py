@@ -344,7 +344,9 @@ def test_the_reference_draws_reach_every_exit_reason():
     seen: set[str] = set()
     ambiguous = 0
 
-    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    # About 1 draw in 60 has an ambiguous bar: 1,000 draws make "none" a ~1e-7 event, even
+    # when the draws differ from run to run (a full CI run once drew none in 300).
+    @settings(max_examples=1000, deadline=None, database=None, derandomize=True)
     @given(case=cases())
     def collect(case):
         nonlocal ambiguous
