@@ -26,15 +26,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import resource
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 try:
+    from benchmarks._memory import reset_peak, rss_mb
     from benchmarks._report import report
 except ImportError:  # run as a script from benchmarks/
+    from _memory import reset_peak, rss_mb  # type: ignore[no-redef]
     from _report import report  # type: ignore[no-redef]
 
 FULL = {"symbols": 100, "candles": 100_000}
@@ -53,24 +53,6 @@ def make_universe(n_symbols: int, n_candles: int) -> dict[str, Any]:
 
     return {f"S{k:03d}/USDT": make_candles(n_candles, "1m", seed=k, start_price=100.0 + k)
             for k in range(n_symbols)}
-
-
-def _rss_mb(field: str = "VmHWM") -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM := VmRSS
-        return True
-    except OSError:
-        return False
 
 
 def _portfolio(universe: dict[str, Any]) -> dict[str, Any]:
@@ -105,12 +87,12 @@ def _measure(case: str, n_symbols: int, n_candles: int, queue: Any) -> None:
     fn(make_universe(2, 500))
     first_call = time.perf_counter() - t
     gc.collect()
-    reset = _reset_peak()
-    base = _rss_mb("VmRSS")
+    reset = reset_peak()
+    base = rss_mb("VmRSS")
     c0, t0 = time.process_time(), time.perf_counter()
     out = fn(universe)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    queue.put(out | {"wall": wall, "cpu": cpu, "peak_mb": _rss_mb(), "base_mb": base,
+    queue.put(out | {"wall": wall, "cpu": cpu, "peak_mb": rss_mb(), "base_mb": base,
                      "peak_reset": reset, "first_call": first_call, "generating": generating})
 
 

@@ -33,16 +33,16 @@ import itertools
 import math
 import multiprocessing as mp
 import os
-import resource
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 try:
+    from benchmarks._memory import reset_peak, rss_mb
     from benchmarks._report import report
 except ImportError:  # run as a script from benchmarks/
+    from _memory import reset_peak, rss_mb  # type: ignore[no-redef]
     from _report import report  # type: ignore[no-redef]
 
 FULL = {"trials": 8_151, "splits": 16, "rows": 100_000, "few_rows": 3_200, "naive_combos": 8,
@@ -66,24 +66,6 @@ def make_returns(rows: int, trials: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def _rss_mb(field: str = "VmHWM") -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM := VmRSS
-        return True
-    except OSError:
-        return False
-
-
 def _measure(rows: int, trials: int, splits: int, metric: str, queue: Any) -> None:
     """Child process: build the matrix, warm up, time one pbo call; put figures on ``queue``."""
     import numba
@@ -96,12 +78,12 @@ def _measure(rows: int, trials: int, splits: int, metric: str, queue: Any) -> No
     t = time.perf_counter()
     pbo(m[:64, :8], 4, metric, progress=False)
     first_call = time.perf_counter() - t
-    reset = _reset_peak()
-    base = _rss_mb("VmRSS")
+    reset = reset_peak()
+    base = rss_mb("VmRSS")
     c0, t0 = time.process_time(), time.perf_counter()
     result = pbo(m, splits, metric, progress=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    queue.put({"wall": wall, "cpu": cpu, "peak_mb": _rss_mb(), "base_mb": base,
+    queue.put({"wall": wall, "cpu": cpu, "peak_mb": rss_mb(), "base_mb": base,
                "matrix_mb": m.nbytes / 2**20, "peak_reset": reset, "first_call": first_call,
                "generating": generating, "probability": result.probability,
                "combinations": result.n_combinations, "slope": result.degradation.slope,

@@ -1,0 +1,28 @@
+"""Peak memory of one call: reset the process's high-water mark, run, read it back (Linux)."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+__all__ = ["rss_mb", "reset_peak"]
+
+
+def rss_mb(field: str = "VmHWM") -> float:
+    """``VmHWM`` (peak) or ``VmRSS`` (now) of this process in MB; ``ru_maxrss`` elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak() -> bool:
+    """Set the peak to the current RSS (Linux ``clear_refs``); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM := VmRSS
+        return True
+    except OSError:
+        return False
