@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import resource
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["rss_mb", "reset_peak"]
+__all__ = ["rss_mb", "reset_peak", "in_child"]
 
 
 def rss_mb(field: str = "VmHWM") -> float:
@@ -26,3 +29,15 @@ def reset_peak() -> bool:
         return True
     except OSError:
         return False
+
+
+def in_child(measure: Callable[..., None], *args: Any) -> Any:
+    """Run ``measure(*args, queue)`` in a fresh spawned process (its own peak and caches)
+    and return what it put on the queue."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=measure, args=(*args, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    return out

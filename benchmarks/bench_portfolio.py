@@ -24,17 +24,16 @@ Usage: ``python -m benchmarks.bench_portfolio [--quick]`` (or ``python -m benchm
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
 try:
-    from benchmarks._memory import reset_peak, rss_mb
+    from benchmarks._memory import in_child, reset_peak, rss_mb
     from benchmarks._report import report
 except ImportError:  # run as a script from benchmarks/
-    from _memory import reset_peak, rss_mb  # type: ignore[no-redef]
+    from _memory import in_child, reset_peak, rss_mb  # type: ignore[no-redef]
     from _report import report  # type: ignore[no-redef]
 
 FULL = {"symbols": 100, "candles": 100_000}
@@ -96,16 +95,6 @@ def _measure(case: str, n_symbols: int, n_candles: int, queue: Any) -> None:
                      "peak_reset": reset, "first_call": first_call, "generating": generating})
 
 
-def _in_child(*args: Any) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_measure, args=(*args, queue))
-    proc.start()
-    out = queue.get()
-    proc.join()
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_portfolio", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -117,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     res = {}
     for case, label in (("portfolio", f"run_portfolio, {n_s} symbols, one account"),
                         ("separate", f"{n_s} separate run_backtest calls")):
-        r = res[case] = _in_child(case, n_s, n_c)
+        r = res[case] = in_child(_measure, case, n_s, n_c)
         rows.append({"case": label, "symbols": n_s, "candles_per_symbol": n_c,
                      "wall_s": r["wall"], "cpu_s": r["cpu"], "rss_before_mb": r["base_mb"],
                      "peak_rss_mb": r["peak_mb"], "added_mb": r["peak_mb"] - r["base_mb"],

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import multiprocessing as mp
 import os
 import time
 from typing import Any
@@ -39,10 +38,10 @@ from typing import Any
 import numpy as np
 
 try:
-    from benchmarks._memory import reset_peak, rss_mb
+    from benchmarks._memory import in_child, reset_peak, rss_mb
     from benchmarks._report import report
 except ImportError:  # run as a script from benchmarks/
-    from _memory import reset_peak, rss_mb  # type: ignore[no-redef]
+    from _memory import in_child, reset_peak, rss_mb  # type: ignore[no-redef]
     from _report import report  # type: ignore[no-redef]
 
 FULL = {"trials": 8_151, "splits": 16, "rows": 100_000, "few_rows": 3_200, "naive_combos": 8,
@@ -90,16 +89,6 @@ def _measure(rows: int, trials: int, splits: int, metric: str, queue: Any) -> No
                "threads": numba.get_num_threads()})
 
 
-def _in_child(*args: Any) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_measure, args=(*args, queue))
-    proc.start()
-    out = queue.get()
-    proc.join()
-    return out
-
-
 def naive_pbo_seconds(m: np.ndarray, splits: int, n_combos: int) -> tuple[float, int]:
     """Seconds per combination of the direct numpy implementation, and the total count."""
     blocks = np.array_split(np.arange(len(m)), splits)
@@ -138,10 +127,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "pbo": res["probability"]})
 
     for metric in cfg["metrics"]:
-        res = _in_child(cfg["rows"], n, s, metric)
+        res = in_child(_measure, cfg["rows"], n, s, metric)
         first = first or res
         row(f"pbo {metric}, T={cfg['rows']:,} (float32)", cfg["rows"], res)
-    small = _in_child(cfg["few_rows"], n, s, "sharpe")
+    small = in_child(_measure, cfg["few_rows"], n, s, "sharpe")
     row(f"pbo sharpe, T={cfg['few_rows']:,} (combinations only)", cfg["few_rows"], small)
     per_combo, total = naive_pbo_seconds(make_returns(cfg["few_rows"], n), s,
                                          cfg["naive_combos"])

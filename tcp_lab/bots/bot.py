@@ -170,9 +170,9 @@ class Bot:
         self.timeframe = parse_timeframe(config.timeframe)
         self.window = int(self.strategy.warmup) + config.window_margin
         #: Other symbols the strategy reads (its informative series): from the store.
-        self._others = sorted({sym for _, sym in informative_specs(self.strategy)
-                               if sym is not None and sym != config.symbol})
-        self._informative = bool(informative_specs(self.strategy))
+        specs = informative_specs(self.strategy)
+        self._informative = bool(specs)
+        self._others = sorted({sym for _, sym in specs if sym not in (None, config.symbol)})
         self._label = repr(self.strategy)
         self._account = Account.opening(config.init_cash)
         self._last: pd.Timestamp | None = None
