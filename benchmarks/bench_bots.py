@@ -40,7 +40,7 @@ from tcp_lab.bus import CandleMessage, market_channel, open_bus, signals_pattern
 from tcp_lab.errors import TcpLabError
 from tcp_lab.store import open_store
 
-SIZES = {"full": {"bots": (1, 50), "candles": 30, "split": 200},
+SIZES = {"full": {"bots": (1, 50), "candles": 120, "split": 200},
          "quick": {"bots": (1, 3), "candles": 4, "split": 20}}
 EXCHANGE, SYMBOL, TIMEFRAME = "binance", "BTC/USDT", "1m"
 POSTGRES = os.environ.get("TCP_LAB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

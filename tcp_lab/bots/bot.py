@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from tcp_lab.bots import window as W
@@ -484,10 +485,11 @@ class Bot:
     def _state_json(self, account: Account) -> str:
         """The state document (version, config, ``account``) as JSON; the config is
         serialised once, as a bot writes this on every candle."""
-        try:
-            acct = json.dumps(account.to_dict(), allow_nan=False, sort_keys=True)
-        except ValueError as e:
-            raise DataError(f"bot {self.id!r}: account cannot be stored ({e})") from None
+        if np.isinf(account.state).any():  # NaN levels are None; an infinity is a bug
+            raise DataError(f"bot {self.id!r}: account cannot be stored (an infinite value: "
+                            f"{account.to_dict()})")
+        # orjson: the same numbers as json.dumps (shortest round-trip), in a fifth of the time
+        acct = orjson.dumps(account.to_dict(), option=orjson.OPT_SORT_KEYS).decode()
         return JsonText(f'{{"account": {acct}, "config": {self._config_json}, '
                         f'"version": {STATE_VERSION}}}')
 

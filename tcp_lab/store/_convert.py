@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import sqlalchemy as sa
 
@@ -99,8 +100,8 @@ def dumps_json(value: Any, name: str) -> str | None:
     if value is None:
         return None
     try:
-        return json.dumps(_plain(value), allow_nan=False, sort_keys=True)
-    except (TypeError, ValueError) as e:
+        return orjson.dumps(_plain(value), option=orjson.OPT_SORT_KEYS).decode()
+    except (TypeError, ValueError, orjson.JSONEncodeError) as e:
         raise DataError(f"{name} cannot be stored as JSON ({e})") from None
 
 
