@@ -26,16 +26,24 @@ from tcp_lab.execution.account import (
     POSITION,
     open_account_nb,
 )
-from tcp_lab.execution.kernel import O_SIZE, O_TRAIL, bar_nb, levels_on_nb, quiet_bar_nb
+from tcp_lab.execution.kernel import (
+    O_SIZE,
+    O_STOP_LOSS,
+    O_TRAIL,
+    bar_nb,
+    levels_on_nb,
+    quiet_bar_nb,
+)
 from tcp_lab.execution.simulate import _record_nb, open_trip_nb
 
-__all__ = ["SIZE_STATIC", "SIZE_EQUITY_FRACTION", "SKIP_REASONS", "run_portfolio_nb"]
+__all__ = ["SIZE_STATIC", "SIZE_EQUITY_FRACTION", "SIZE_RISK", "SKIP_REASONS", "run_portfolio_nb"]
 
-#: Sizing modes of the driver: the options' size as is (all in, fixed value), or a
-#: fraction of the portfolio equity before the symbol's bar (fixed fraction, equal).
-SIZE_STATIC, SIZE_EQUITY_FRACTION = 0, 1
+#: Sizing modes of the driver: the options' size as is (all in, fixed value), a
+#: fraction of the portfolio equity before the symbol's bar (fixed fraction, equal,
+#: volatility target), or the fraction of it to lose at the entry's stop (risk percent).
+SIZE_STATIC, SIZE_EQUITY_FRACTION, SIZE_RISK = 0, 1, 2
 #: Why an entry signal of a flat symbol did not open a position.
-SKIP_REASONS = ("max_positions", "no_cash")
+SKIP_REASONS = ("max_positions", "no_cash", "no_stop", "no_volatility")
 
 
 @njit(cache=True)
@@ -60,7 +68,7 @@ def _step_nb(states, s, t, cash, o, h, lo, c, le, lx, sp, tp, at_open, use_level
 
 @njit(cache=True)
 def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, target_price,
-                     has_levels, confidence, at_open, opts, size_mode, size_fraction,
+                     has_levels, confidence, at_open, opts, size_mode, fraction,
                      max_positions, init_cash):
     """Run one strategy's signals on several symbols from one cash account.
 
@@ -86,9 +94,11 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
     opts
         float64 :data:`~tcp_lab.execution.kernel.OPTION_FIELDS` (``size`` is
         overwritten before each entry bar in ``SIZE_EQUITY_FRACTION`` mode).
-    size_mode, size_fraction
-        :data:`SIZE_STATIC`, or :data:`SIZE_EQUITY_FRACTION` with the fraction of
-        equity per entry.
+    size_mode, fraction
+        :data:`SIZE_STATIC`; :data:`SIZE_EQUITY_FRACTION` with the fraction of
+        equity per entry; :data:`SIZE_RISK` with the fraction of equity to lose
+        at the entry's stop. ``fraction`` is float64 ``(1, 1)`` (one for all) or
+        ``(T, S)`` (per bar and symbol; NaN: unknown, the entry is skipped).
     max_positions
         Cap on open positions (``S`` or more: none).
     init_cash
@@ -186,7 +196,7 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
                 b -= 1
             entering[b + 1] = s
         eq_now = 0.0
-        if size_mode == SIZE_EQUITY_FRACTION and n_enter > 0:
+        if size_mode != SIZE_STATIC and n_enter > 0:
             eq_now = cash
             for s in range(n_s):
                 eq_now += states[s, POSITION] * mark[s]
@@ -201,12 +211,28 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
                 go = False
                 skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = t, s, 0
                 n_skipped += 1
-            if size_mode == SIZE_EQUITY_FRACTION:
-                opts[O_SIZE] = size_fraction * eq_now
-            before = cash
-            entries = st[N_ENTRIES]
             sp = stop_price[t, s] if has_levels[s] else np.nan
             tp = target_price[t, s] if has_levels[s] else np.nan
+            if size_mode != SIZE_STATIC:
+                f = fraction[t if fraction.shape[0] > 1 else 0, s if fraction.shape[1] > 1
+                             else 0]
+                if size_mode == SIZE_RISK:  # the stop's share of the price: risk / it
+                    px = open_[t, s] if at_open else close[t, s]
+                    dist = (px - sp) / px if sp == sp else opts[O_STOP_LOSS]
+                    f = f / dist if dist > 0.0 else np.nan
+                    why = 2
+                else:
+                    why = 3
+                if not f >= 0.0:  # no stop below the price, or no volatility yet
+                    f = 0.0
+                    if entry and go:
+                        go = False
+                        skipped[n_skipped, 0], skipped[n_skipped, 1] = t, s
+                        skipped[n_skipped, 2] = why
+                        n_skipped += 1
+                opts[O_SIZE] = f * eq_now
+            before = cash
+            entries = st[N_ENTRIES]
             cash, n_orders, n_trips = _step_nb(
                 states, s, t, cash, open_[t, s], high[t, s], low[t, s], close[t, s], go,
                 lx[t, s], sp, tp, at_open, use_levels[s], opts, fills, orders, n_orders, trips,

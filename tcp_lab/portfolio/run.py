@@ -12,9 +12,9 @@ import pandas as pd
 from tcp_lab.backtest.engine import candle_timeframe, engine_signals
 from tcp_lab.errors import ConfigError, DataError, StrategyError
 from tcp_lab.execution import TradingOptions
-from tcp_lab.portfolio.driver import run_portfolio_nb
+from tcp_lab.portfolio.driver import SIZE_RISK, run_portfolio_nb
 from tcp_lab.portfolio.result import PortfolioResult
-from tcp_lab.portfolio.sizing import parse_sizing
+from tcp_lab.portfolio.sizing import check_vol_window, parse_sizing
 from tcp_lab.strategies import BaseStrategy, check_output, get_strategy
 from tcp_lab.strategies.informative import with_informative
 from tcp_lab.timeframes import Timeframe, validate_candles
@@ -58,6 +58,7 @@ def run_portfolio(
     sizing: str = "all_in",
     size: float | None = None,
     max_positions: int | None = None,
+    vol_window: int | None = None,
     init_cash: float = 10_000.0,
     fees: float = 0.001,
     slippage: float = 0.0,
@@ -96,10 +97,17 @@ def run_portfolio(
         ``"all_in"`` (all the cash available at the entry; no size),
         ``"fixed_value"`` (``size`` quote per entry), ``"fixed_fraction"``
         (``size`` of the equity per entry) or ``"equal"`` (equity /
-        ``max_positions``, or / number of symbols); see :mod:`tcp_lab.portfolio.sizing`.
+        ``max_positions``, or / number of symbols), ``"risk_percent"`` (lose
+        ``size`` of the equity at the entry's stop; needs ``stop_loss`` or a
+        strategy that sets ``stop_price``) or ``"volatility_target"`` (``size``
+        an annual volatility: ``size / sigma`` of the equity per entry, at most
+        all of it); see :mod:`tcp_lab.portfolio.sizing`.
     max_positions
         At most this many open positions; an entry beyond it is skipped and
         recorded in ``result.skipped`` (None: no cap).
+    vol_window
+        Candles of each symbol's volatility estimate with
+        ``sizing="volatility_target"`` (default 30).
     init_cash, fees, slippage, price, stop_loss, take_profit, trailing_stop
         As for ``run_backtest``; stops and targets are resolved on the candles
         (the OHLC rule), per symbol.
@@ -121,7 +129,8 @@ def run_portfolio(
     Raises
     ------
     ConfigError
-        Unknown sizing, bad size, empty mapping, an unsupported direction or leverage.
+        Unknown sizing, bad size, empty mapping, an unsupported direction or leverage,
+        risk-percent sizing without any stop.
     DataError
         Invalid candles (naive timestamps, too few rows), or timeframes that differ.
     StrategyError
@@ -158,6 +167,7 @@ def run_portfolio(
         raise ConfigError(f"{_OWNER}: max_positions={max_positions!r}, expected a whole "
                           "number >= 1 or None", hint="e.g. max_positions=5")
     sz = parse_sizing(sizing, size, max_positions, len(symbols))
+    window = check_vol_window(vol_window, sz.name)
     opts = TradingOptions.from_mapping(
         dict(fees=fees, slippage=slippage, init_cash=init_cash, size=sz.size,
              size_type=sz.size_type, direction=direction, price=price, stop_loss=stop_loss,
@@ -212,6 +222,14 @@ def run_portfolio(
         if len(stop):
             has_levels[j] = True
             levels[j] = (rows, stop, target)
+    if sz.mode == SIZE_RISK and not opts.stop_loss and not has_levels.any():
+        raise ConfigError(f"{_OWNER}: sizing='risk_percent' needs a stop to measure the risk: "
+                          f"{strategy!r} sets no stop_price and stop_loss is not set",
+                          hint="pass stop_loss=0.02 (2 % below the entry), or use a strategy "
+                               "that sets stop_price")
+    fraction = np.array([[sz.fraction if sz.mode else 0.0]])
+    if sz.name == "volatility_target":
+        fraction = _volatility_fraction(frames, index, sz.fraction, window, tf, shift)
     stop_a = target_a = np.zeros((0, n_s))
     if levels:
         stop_a, target_a = np.full((n_t, n_s), np.nan), np.full((n_t, n_s), np.nan)
@@ -219,12 +237,31 @@ def run_portfolio(
             stop_a[rows, j], target_a[rows, j] = stop, target
     sim = run_portfolio_nb(
         bars["open"], bars["high"], bars["low"], bars["close"], has_bar, le, lx, stop_a,
-        target_a, has_levels, conf, shift, opts.kernel_options(), sz.mode,
-        sz.fraction if sz.mode else 0.0, n_s if max_positions is None else int(max_positions),
+        target_a, has_levels, conf, shift, opts.kernel_options(), sz.mode, fraction,
+        n_s if max_positions is None else int(max_positions),
         float(opts.init_cash))
     options = opts.to_dict() | {"sizing": sz.name, "sizing_size": size,
                                 "max_positions": max_positions, "risk_free_rate":
                                 float(risk_free_rate)}
+    if sz.name == "volatility_target":
+        options["vol_window"] = window
     return PortfolioResult.from_simulation(
         sim, strategy=strategy, index=index, symbols=symbols, candles=frames, outputs=outputs,
         timeframe=tf, options=options, exchange=exchange)
+
+
+def _volatility_fraction(frames: Mapping[str, pd.DataFrame], index: pd.DatetimeIndex,
+                         target: float, window: int, tf: Timeframe, shift: bool) -> np.ndarray:
+    """``(T, S)`` share of equity per entry for a volatility target: ``target / sigma``
+    (at most 1), sigma each symbol's annualised volatility of log returns over its last
+    ``window`` candles up to the bar (up to the bar before with orders at the open);
+    NaN where it is not known yet."""
+    out = np.full((len(index), len(frames)), np.nan)
+    for j, c in enumerate(frames.values()):
+        returns = np.log(c["close"]).diff()
+        sigma = returns.rolling(window).std().to_numpy() * math.sqrt(tf.per_year)
+        if shift:
+            sigma = np.concatenate(([np.nan], sigma[:-1]))
+        with np.errstate(divide="ignore"):  # a flat stretch: no volatility, all of the equity
+            out[index.get_indexer(c.index), j] = np.minimum(target / sigma, 1.0)
+    return out

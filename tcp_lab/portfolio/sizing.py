@@ -1,14 +1,23 @@
 """Position sizing of a portfolio: how much of the shared cash an entry may use.
 
-=================  ==========================================================
-``"all_in"``       the engine's default: all of the cash available at the
-                   entry (``run_backtest``'s ``size=1.0, size_type="percent"``)
-``"fixed_value"``  ``size`` in quote currency per entry (``size_type="value"``)
-``"fixed_fraction"`` ``size`` (0 < size <= 1) of the portfolio equity before the
-                   symbol's bar, per entry
-``"equal"``        equity / ``max_positions`` per entry (equity / number of
-                   symbols without a cap)
-=================  ==========================================================
+=========================  ========================================================
+``"all_in"``               the engine's default: all of the cash available at the
+                           entry (``run_backtest``'s ``size=1.0, size_type="percent"``)
+``"fixed_value"``          ``size`` in quote currency per entry (``size_type="value"``)
+``"fixed_fraction"``       ``size`` (0 < size <= 1) of the portfolio equity before the
+                           symbol's bar, per entry
+``"equal"``                equity / ``max_positions`` per entry (equity / number of
+                           symbols without a cap)
+``"risk_percent"``         ``size`` (0 < size <= 1) of the equity is what the entry
+                           loses if its stop is hit: it buys ``size * equity /
+                           distance``, where distance is the stop's share of the price
+                           (the strategy's ``stop_price`` for that entry, else
+                           ``stop_loss``); needs one of them
+``"volatility_target"``    ``size`` is an annual volatility (0.2 = 20 %): the entry buys
+                           ``size / sigma`` of the equity (at most all of it), sigma the
+                           symbol's annualised volatility of log returns over the last
+                           ``vol_window`` candles known at the order
+=========================  ========================================================
 
 "The equity before the symbol's bar" is the cash plus every position at its symbol's
 latest close: the closes of this close time with ``price="close"``, the closes before it
@@ -16,7 +25,15 @@ with ``price="next_open"`` (the bar's own close is not known at its open).
 
 An entry that the cash cannot fully fund buys what the cash allows (the
 engine's rule, as in ``run_backtest``); with no cash left it is skipped and
-recorded (``result.skipped``, reason ``"no_cash"``).
+recorded (``result.skipped``, reason ``"no_cash"``). Risk-percent skips an entry
+without a stop below its price (``"no_stop"``), volatility-target one whose
+volatility is not known yet (the first ``vol_window`` candles: ``"no_volatility"``).
+
+Risk-percent and volatility-target sizes are fractions of equity like fixed
+fraction, so they never borrow: an entry the cash cannot fund buys what the
+cash allows. The risk is measured from the bar's price (the close, or the open
+with ``price="next_open"``) before slippage and fees; the fees add to the loss
+at the stop.
 """
 
 from __future__ import annotations
@@ -26,11 +43,14 @@ import math
 from dataclasses import dataclass
 
 from tcp_lab.errors import ConfigError
-from tcp_lab.portfolio.driver import SIZE_EQUITY_FRACTION, SIZE_STATIC
+from tcp_lab.portfolio.driver import SIZE_EQUITY_FRACTION, SIZE_RISK, SIZE_STATIC
 
-__all__ = ["SIZINGS", "Sizing", "parse_sizing"]
+__all__ = ["SIZINGS", "VOL_WINDOW", "Sizing", "parse_sizing", "check_vol_window"]
 
-SIZINGS = ("all_in", "fixed_value", "fixed_fraction", "equal")
+SIZINGS = ("all_in", "fixed_value", "fixed_fraction", "equal", "risk_percent",
+           "volatility_target")
+#: Candles of the volatility estimate of ``"volatility_target"`` unless ``vol_window=``.
+VOL_WINDOW = 30
 
 
 @dataclass(frozen=True)
@@ -41,7 +61,8 @@ class Sizing:
     size: float  # TradingOptions.size
     size_type: str  # TradingOptions.size_type
     mode: int  # driver mode
-    fraction: float  # of equity per entry (SIZE_EQUITY_FRACTION)
+    fraction: float  # of equity per entry (SIZE_EQUITY_FRACTION), risked (SIZE_RISK),
+    # or the annual volatility target ("volatility_target": per entry, see run_portfolio)
 
 
 def parse_sizing(sizing: str, size: float | None, max_positions: int | None,
@@ -75,7 +96,37 @@ def parse_sizing(sizing: str, size: float | None, max_positions: int | None,
             raise ConfigError(f"{owner}: sizing='fixed_value' needs size= a positive quote "
                               f"amount per entry, got size={size!r}", hint="e.g. size=1_000")
         return Sizing(sizing, float(size), "value", SIZE_STATIC, math.nan)
+    if sizing == "volatility_target":
+        if not number:
+            raise ConfigError(f"{owner}: sizing='volatility_target' needs size= a positive "
+                              f"annual volatility, got size={size!r}",
+                              hint="e.g. size=0.2 for 20 % a year")
+        return Sizing(sizing, 1.0, "value", SIZE_EQUITY_FRACTION, float(size))
+    what = "of equity" if sizing == "fixed_fraction" else "of equity to risk per entry"
     if not number or size > 1:
-        raise ConfigError(f"{owner}: sizing='fixed_fraction' needs size= a fraction of equity "
-                          f"in (0, 1], got size={size!r}", hint="e.g. size=0.1 for 10 %")
-    return Sizing(sizing, 1.0, "value", SIZE_EQUITY_FRACTION, float(size))
+        raise ConfigError(f"{owner}: sizing={sizing!r} needs size= a fraction {what} "
+                          f"in (0, 1], got size={size!r}",
+                          hint="e.g. size=0.1 for 10 %" if sizing == "fixed_fraction"
+                          else "e.g. size=0.01 to lose 1 % of equity at the stop")
+    mode = SIZE_EQUITY_FRACTION if sizing == "fixed_fraction" else SIZE_RISK
+    return Sizing(sizing, 1.0, "value", mode, float(size))
+
+
+def check_vol_window(vol_window: int | None, sizing: str) -> int:
+    """The volatility window of ``sizing`` (``VOL_WINDOW`` when None).
+
+    Raises
+    ------
+    ConfigError
+        ``vol_window`` given with another sizing, or not a whole number >= 2.
+    """
+    owner = "run_portfolio"
+    if vol_window is None:
+        return VOL_WINDOW
+    if sizing != "volatility_target":
+        raise ConfigError(f"{owner}: vol_window= is an option of sizing='volatility_target', "
+                          f"not of sizing={sizing!r}", hint="drop vol_window=")
+    if isinstance(vol_window, bool) or not isinstance(vol_window, int) or vol_window < 2:
+        raise ConfigError(f"{owner}: vol_window={vol_window!r}, expected a whole number of "
+                          "candles >= 2", hint="e.g. vol_window=30")
+    return vol_window

@@ -13,10 +13,12 @@ NONE, ENTRY, EXIT, BOTH = 0, 1, 2, 3
 
 class Coded(BaseStrategy):
     """Signals written into the candles: ``volume`` is the code, ``trade_count / 1000`` the
-    confidence (given when ``confident``)."""
+    confidence (given when ``confident``); with ``stop_distance`` > 0 each entry's stop is
+    ``close * (1 - stop_distance * (1 + confidence))`` (a distance that varies by bar)."""
 
     name = "coded_test"
-    parameters = (Parameter("confident", bool, True),)
+    parameters = (Parameter("confident", bool, True),
+                  Parameter("stop_distance", float, 0.0, min=0.0, max=0.5))
 
     def compute(self, candles: pd.DataFrame) -> StrategyOutput:
         code = candles["volume"].to_numpy().astype(np.int64)
@@ -26,6 +28,8 @@ class Coded(BaseStrategy):
             entries=pd.Series((code & ENTRY) != 0, index=i),
             exits=pd.Series((code & EXIT) != 0, index=i),
             confidence=pd.Series(conf, index=i) if self.params["confident"] else None,
+            stop_price=(pd.Series(candles["close"] * (1 - d * (1 + conf)), index=i)
+                        if (d := self.params["stop_distance"]) > 0 else None),
         )
 
 

@@ -5,6 +5,9 @@ time of the union, symbols without an entry signal first (exits free cash), then
 with one by confidence (descending) then name; an entry of a flat symbol is skipped at
 ``max_positions`` open positions, sized by the sizing rule from the equity before its
 bar (positions at their last close), bought with what the cash allows (fees on top).
+Risk-percent buys ``size / distance`` of that equity (distance: the stop's share of the
+close), volatility-target ``min(size / sigma, 1)`` of it (sigma: the symbol's annualised
+standard deviation of its last ``VOL_WINDOW`` log returns; unknown: skipped).
 """
 
 from __future__ import annotations
@@ -13,16 +16,32 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcp_lab import run_portfolio
 from tests.portfolio.portfolio_support import BOTH, ENTRY, EXIT, Coded, coded_candles
 
+VOL_WINDOW = 3
+STOP_DISTANCE = 0.5  # Coded's stops: 55 % to 95 % below the entry, never reached here
+HOURS_PER_YEAR = 365 * 24
+
+
+def _sigma(closes, k):
+    """Annualised sample standard deviation of the last VOL_WINDOW log returns up to k."""
+    if k < VOL_WINDOW:
+        return math.nan
+    r = [math.log(closes[j] / closes[j - 1]) for j in range(k - VOL_WINDOW + 1, k + 1)]
+    mean = sum(r) / len(r)
+    return math.sqrt(sum((x - mean) ** 2 for x in r) / (len(r) - 1) * HOURS_PER_YEAR)
+
 
 def reference(universe, sizing, size, max_positions, init_cash, fees):
     """Equity per union close time, skipped entries and trades (symbol, entry, exit time)."""
     bars = {s: {ts: row for ts, row in c.iterrows()} for s, c in universe.items()}
+    sigma = {s: {ts: _sigma(c["close"].tolist(), k) for k, ts in enumerate(c.index)}
+             for s, c in universe.items()}
     times = sorted(set().union(*(c.index for c in universe.values())))
     symbols = sorted(universe)
     cash, pos, mark = init_cash, dict.fromkeys(symbols, 0.0), dict.fromkeys(symbols, 0.0)
@@ -51,6 +70,15 @@ def reference(universe, sizing, size, max_positions, init_cash, fees):
                 value = math.inf
             elif sizing == "fixed_value":
                 value = size
+            elif sizing == "risk_percent":
+                distance = STOP_DISTANCE * (1 + bars[s][t]["trade_count"] / 1000)
+                value = size / distance * eq
+            elif sizing == "volatility_target":
+                sig = sigma[s][t]
+                if math.isnan(sig):
+                    skipped.append((t, s, "no_volatility"))
+                    continue
+                value = (min(size / sig, 1.0) if sig > 0 else 1.0) * eq
             else:
                 value = (size if sizing == "fixed_fraction" else 1 / cap) * eq
             if value * (1 + fees) <= cash:
@@ -83,16 +111,20 @@ def universes(draw):
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("sizing", [("all_in", None), ("fixed_value", 3_000.0),
+                                    ("fixed_fraction", 0.4), ("equal", None),
+                                    ("risk_percent", 0.2), ("volatility_target", 0.5)],
+                         ids=lambda s: s[0])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(universe=universes(),
-       sizing=st.sampled_from([("all_in", None), ("fixed_value", 3_000.0),
-                               ("fixed_fraction", 0.4), ("equal", None)]),
        max_positions=st.sampled_from([None, 1, 2]),
        fees=st.sampled_from([0.0, 0.001]))
 def test_cash_rules_match_the_reference(universe, sizing, max_positions, fees):
     name, size = sizing
-    p = run_portfolio(Coded(), universe, sizing=name, size=size, max_positions=max_positions,
-                      fees=fees, init_cash=10_000.0, timeframe="1h")
+    strategy = Coded({"stop_distance": STOP_DISTANCE if name == "risk_percent" else 0.0})
+    extra = {"vol_window": VOL_WINDOW} if name == "volatility_target" else {}
+    p = run_portfolio(strategy, universe, sizing=name, size=size, max_positions=max_positions,
+                      fees=fees, init_cash=10_000.0, timeframe="1h", **extra)
     equity, skipped, trades = reference(universe, name, size, max_positions, 10_000.0, fees)
     np.testing.assert_allclose(p.equity.to_numpy(), equity, rtol=1e-9, atol=1e-9)
     got = list(zip(p.skipped["time"], p.skipped["symbol"], p.skipped["reason"], strict=True))

@@ -23,7 +23,8 @@ def test_unknown_sizing_suggests(universe):
 @pytest.mark.parametrize("sizing,size,match", [
     ("fixed_value", None, "size=None"), ("fixed_value", -5, "size=-5"),
     ("fixed_fraction", 1.5, "size=1.5"), ("all_in", 0.5, "takes no size"),
-    ("equal", 3, "takes no size")])
+    ("equal", 3, "takes no size"), ("risk_percent", 2, "size=2"),
+    ("risk_percent", None, "size=None"), ("volatility_target", 0, "size=0")])
 def test_bad_size(universe, sizing, size, match):
     with pytest.raises(ConfigError, match=match):
         run_portfolio("sma_cross", universe, parameters=SMA, sizing=sizing, size=size)
@@ -59,5 +60,19 @@ def test_naive_timestamps_name_the_symbol(universe):
     ({"fees": 2}, "fees=2"),
 ])
 def test_unsupported_options(universe, kw, match):
+    with pytest.raises(ConfigError, match=match):
+        run_portfolio("sma_cross", universe, parameters=SMA, **kw)
+
+
+def test_risk_percent_needs_a_stop(universe):
+    with pytest.raises(ConfigError, match="risk_percent' needs a stop.*stop_loss is not set"):
+        run_portfolio("sma_cross", universe, parameters=SMA, sizing="risk_percent", size=0.01)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"sizing": "equal", "vol_window": 20}, "vol_window= is an option of sizing='volatility"),
+    ({"sizing": "volatility_target", "size": 0.2, "vol_window": 1}, "vol_window=1"),
+])
+def test_bad_vol_window(universe, kw, match):
     with pytest.raises(ConfigError, match=match):
         run_portfolio("sma_cross", universe, parameters=SMA, **kw)
