@@ -5,11 +5,14 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tcp_lab.errors import TcpLabError
 
-__all__ = ["error_html", "note_html", "metrics_html"]
+__all__ = ["error_html", "note_html", "metrics_html", "table_html"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 log = logging.getLogger("tcp_lab.ui")
 
@@ -49,3 +52,11 @@ def metrics_html(metrics: Mapping[str, Any], title: str = "") -> str:
     )
     head = f"<b>{html.escape(title)}</b>" if title else ""
     return f"{head}<table class='tcp-lab-metrics'>{rows}</table>"
+
+
+def table_html(frame: pd.DataFrame, title: str = "") -> str:
+    """A table with a title, cells formatted by column name like the HTML report's."""
+    from tcp_lab.reports.html import Report
+
+    head = f"<b>{html.escape(title)}</b>" if title else ""
+    return head + Report(title).table(frame).body_html()

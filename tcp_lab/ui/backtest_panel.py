@@ -15,10 +15,10 @@ import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
-from tcp_lab.errors import StrategyError
-from tcp_lab.strategies import get_strategy, list_strategies
+from tcp_lab.strategies import get_strategy
 from tcp_lab.ui._html import error_html, metrics_html, note_html
 from tcp_lab.ui._layout import figure_widget, full_width
+from tcp_lab.ui._run_controls import simulation_controls, strategy_picker
 from tcp_lab.ui.controls import control_values, parameter_controls
 from tcp_lab.ui.sources import list_series, resolve_candles
 
@@ -104,26 +104,10 @@ class BacktestPanel(widgets.VBox):
         self.controls: dict[str, widgets.ValueWidget] = {}
         self._store_problem: str | None = None
 
-        options = list_strategies()
-        if strategy not in options:
-            # An unknown name raises StrategyError with a did-you-mean; a dotted path is
-            # accepted when its class is registered (the picker lists registered ones).
-            name = type(get_strategy(strategy)).name
-            if name not in options:
-                raise StrategyError(f"BacktestPanel: strategy {strategy!r} is not registered",
-                                    hint="decorate its class with @register_strategy")
-            strategy = name
-        self.strategy_picker = widgets.Dropdown(options=options, value=strategy,
-                                                description="strategy")
+        self.strategy_picker = strategy_picker(strategy, "BacktestPanel")
         self.source_picker = widgets.Dropdown(options=self._source_options(),
                                               description="data")
-        style = {"description_width": "initial"}
-        self.fees = widgets.BoundedFloatText(value=fees, min=0.0, max=0.999, step=0.0005,
-                                             description="fees", style=style)
-        self.slippage = widgets.BoundedFloatText(value=slippage, min=0.0, max=0.999,
-                                                 step=0.0005, description="slippage", style=style)
-        self.init_cash = widgets.BoundedFloatText(value=init_cash, min=1e-9, max=1e15,
-                                                  description="init cash", style=style)
+        self.fees, self.slippage, self.init_cash = simulation_controls(fees, slippage, init_cash)
         self.run_button = widgets.Button(description="Run backtest", button_style="primary",
                                          icon="play")
         self.status = widgets.HTML()

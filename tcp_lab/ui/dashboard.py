@@ -1,4 +1,4 @@
-"""The dashboard: the market chart, the backtest panel, the newest sweep and the bots on one page.
+"""The dashboard: bots, market chart, backtest and portfolio panels, the newest sweep on one page.
 
 ``tcp-lab dashboard`` serves :data:`NOTEBOOK` with Voila on 127.0.0.1; the notebook
 shows one :class:`Dashboard`. In a notebook, ``Dashboard()`` shows the same page.
@@ -53,9 +53,9 @@ class Dashboard(widgets.VBox):
 
     Attributes
     ----------
-    market, backtest, sweep, bots
-        The :class:`MarketChartPanel`, :class:`BacktestPanel`, :class:`SweepPanel`
-        and :class:`BotPanel` shown.
+    market, backtest, portfolio, sweep, bots
+        The :class:`MarketChartPanel`, :class:`BacktestPanel`, :class:`PortfolioPanel`,
+        :class:`SweepPanel` and :class:`BotPanel` shown.
     manager
         The bot manager this dashboard runs, or ``None``.
     """
@@ -67,6 +67,7 @@ class Dashboard(widgets.VBox):
         from tcp_lab.ui.backtest_panel import BacktestPanel
         from tcp_lab.ui.bot_panel import BotPanel
         from tcp_lab.ui.market_chart import MarketChartPanel
+        from tcp_lab.ui.portfolio_panel import PortfolioPanel
         from tcp_lab.ui.sweep_panel import SweepPanel
 
         self.settings = settings or load_settings()
@@ -80,6 +81,7 @@ class Dashboard(widgets.VBox):
             self.manager = BotManager(self.store, self.bus, runner="thread").start()
         self.market = MarketChartPanel(self.store, bus=self.bus, strategy=strategy)
         self.backtest = BacktestPanel(store=self.store, strategy=strategy)
+        self.portfolio = PortfolioPanel(store=self.store, strategy=strategy)
         self.sweep = SweepPanel(self.settings.home)
         self.bots = BotPanel(self.manager) if self.manager is not None else \
             BotPanel(store=self.store, bus=self.bus)
@@ -97,6 +99,7 @@ class Dashboard(widgets.VBox):
             _section("Bots", self.bots),
             _section("Market", self.market),
             _section("Backtest", self.backtest),
+            _section("Portfolio (several symbols, one account)", self.portfolio),
             _section("Sweep (saved sweeps, newest first)", self.sweep),
         ], layout=full_width())
 
@@ -110,7 +113,7 @@ class Dashboard(widgets.VBox):
 
     def close(self) -> None:
         """Stop the panels' subscriptions and the manager, then close the store and the bus."""
-        for panel in (self.bots, self.market, self.sweep, self.backtest):
+        for panel in (self.bots, self.market, self.sweep, self.backtest, self.portfolio):
             panel.close()
         if self.manager is not None:
             self.manager.stop()

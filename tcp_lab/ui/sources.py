@@ -8,6 +8,7 @@ machine with collected data and on a fresh clone (where they fall back to
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,8 @@ from tcp_lab.timeframes import parse_timeframe, to_utc_timestamp
 if TYPE_CHECKING:  # pragma: no cover
     from tcp_lab.store import Store
 
-__all__ = ["CandleSource", "resolve_candles", "store_candles", "list_series", "SOURCES"]
+__all__ = ["CandleSource", "resolve_candles", "store_candles", "store_candles_many", "list_series",
+           "SOURCES"]
 
 #: Values of ``source=``.
 SOURCES = ("auto", "store", "synthetic")
@@ -105,6 +107,22 @@ def _missing(url: str) -> bool:
     return file is not None and not file.exists()
 
 
+def _read(store: Store | str | None, read: Callable[[Store], pd.DataFrame],
+          lock_timeout: float) -> tuple[pd.DataFrame | None, str]:
+    """``read(store)`` and the store's URL; ``None`` for a DuckDB file that does not exist.
+
+    ``store`` is a :class:`~tcp_lab.store.Store` (left open) or a database URL
+    (default: the ``database_url`` setting; opened and closed again).
+    """
+    if store is not None and not isinstance(store, str):
+        return read(store), store.url
+    url = _store_url(store)
+    if _missing(url):
+        return None, f"{url} (no database file yet)"
+    with _open_store(url, lock_timeout) as opened:
+        return read(opened), opened.url
+
+
 def store_candles(
     store: Store | str | None, exchange: str, symbol: str, timeframe: str,
     start: Any = None, end: Any = None, *, lock_timeout: float = 30.0,
@@ -114,13 +132,29 @@ def store_candles(
     ``store`` is a :class:`~tcp_lab.store.Store` (left open) or a database URL
     (default: the ``database_url`` setting; opened and closed again).
     """
-    if store is not None and not isinstance(store, str):
-        return store.load_candles(exchange, symbol, timeframe, start=start, end=end), store.url
-    url = _store_url(store)
-    if _missing(url):
-        return pd.DataFrame(), f"{url} (no database file yet)"
-    with _open_store(url, lock_timeout) as opened:
-        return opened.load_candles(exchange, symbol, timeframe, start=start, end=end), opened.url
+    candles, url = _read(store, lambda s: s.load_candles(exchange, symbol, timeframe,
+                                                         start=start, end=end), lock_timeout)
+    return (pd.DataFrame() if candles is None else candles), url
+
+
+def store_candles_many(
+    store: Store | str | None, exchange: str, symbols: Sequence[str], timeframe: str,
+    start: Any = None, end: Any = None, *, lock_timeout: float = 30.0,
+) -> tuple[pd.DataFrame, str]:
+    """Candles of several symbols in one read (:meth:`~tcp_lab.store.Store.load_candles_many`'s
+    wide frame, accepted by :func:`~tcp_lab.portfolio.run_portfolio`) and the store's URL.
+
+    Raises
+    ------
+    DataError
+        A symbol has no candles in the range, or the DuckDB file does not exist yet.
+    """
+    wide, url = _read(store, lambda s: s.load_candles_many(exchange, symbols, timeframe,
+                                                           start=start, end=end), lock_timeout)
+    if wide is None:
+        raise DataError(f"the store {url} has no {exchange} {timeframe} candles",
+                        hint="collect them first (`tcp-lab collect`), or pass the candles directly")
+    return wide, url
 
 
 def list_series(store: Store | str | None = None, *, lock_timeout: float = 30.0) -> pd.DataFrame:
@@ -128,14 +162,11 @@ def list_series(store: Store | str | None = None, *, lock_timeout: float = 30.0)
 
     Empty, with those columns, when the DuckDB file does not exist yet.
     """
-    if store is not None and not isinstance(store, str):
-        return store.list_series()
-    url = _store_url(store)
-    if _missing(url):
+    series, _ = _read(store, lambda s: s.list_series(), lock_timeout)
+    if series is None:
         return pd.DataFrame(columns=["exchange", "symbol", "timeframe", "candles", "first",
                                      "last"])
-    with _open_store(url, lock_timeout) as opened:
-        return opened.list_series()
+    return series
 
 
 def resolve_candles(

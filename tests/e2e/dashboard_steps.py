@@ -80,6 +80,12 @@ def click_through(page: Any, page_log: Any, url: str, log: Path, shots: Path, *,
         expect(charts).to_have_count(first + 2, timeout=STEP_MS)
         page.screenshot(path=shots / "2-backtest.png", full_page=True)
 
+        # The portfolio panel: the stored symbols of the first series, one account.
+        page.get_by_role("button", name="Run portfolio").click()
+        expect(page.locator("table.tcp-lab-metrics")).to_have_count(2, timeout=RUN_MS)
+        expect(charts).to_have_count(first + 3, timeout=STEP_MS)
+        page.screenshot(path=shots / "2b-portfolio.png", full_page=True)
+
         # Start a bot from config/bots, see it run, stop it.
         picker = page.get_by_placeholder("bot or config name")
         picker.fill("sma-btc")

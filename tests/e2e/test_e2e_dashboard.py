@@ -40,4 +40,5 @@ def test_dashboard_runs_a_backtest_and_a_bot_in_the_browser(browser_page, tmp_pa
     with start_dashboard(ROOT, tmp_path) as (url, log):
         click_through(page, page_log, url, log, shots)
     assert sorted(p.name for p in shots.iterdir()) == [
-        "1-rendered.png", "2-backtest.png", "3-bot-running.png", "4-bot-stopped.png"]
+        "1-rendered.png", "2-backtest.png", "2b-portfolio.png", "3-bot-running.png",
+            "4-bot-stopped.png"]

@@ -9,7 +9,7 @@ import tcp_lab.store as store_pkg
 from tcp_lab.errors import ConfigError, DataError, ServiceError
 from tcp_lab.store import open_store
 from tcp_lab.testing import make_candles
-from tcp_lab.ui import list_series, resolve_candles
+from tcp_lab.ui import list_series, resolve_candles, store_candles_many
 
 
 @pytest.fixture
@@ -83,3 +83,16 @@ def test_a_briefly_locked_duckdb_file_is_waited_for(url, monkeypatch):
     calls.clear()
     with pytest.raises(ServiceError, match="locked"):
         resolve_candles(store=url, lock_timeout=0.0)
+
+
+def test_store_candles_many_reads_a_universe_in_one_call(url, tmp_path):
+    with open_store(url) as store:
+        store.save_candles(make_candles(300, seed=2), "binance", "ETH/USDT", "1m")
+    wide, where = store_candles_many(url, "binance", ["ETH/USDT", "BTC/USDT"], "1m")
+    assert where == url
+    assert list(dict.fromkeys(wide.columns.get_level_values(0))) == ["ETH/USDT", "BTC/USDT"]
+    assert wide["BTC/USDT"]["close"].notna().sum() == 500
+    missing = tmp_path / "missing.duckdb"
+    with pytest.raises(DataError, match="no database file yet"):
+        store_candles_many(f"duckdb:///{missing}", "binance", ["BTC/USDT"], "1m")
+    assert not missing.exists()
