@@ -85,8 +85,10 @@ def _latency(store_url: str, bus_url: str, n_bots: int, n_candles: int, runner: 
         def on_signal(msg) -> None:
             now = time.perf_counter()
             with lock:
-                received.setdefault(msg.ts, []).append(now)
-                done.notify_all()
+                stamps = received.setdefault(msg.ts, [])
+                stamps.append(now)
+                if len(stamps) >= n_bots:  # wake the publisher once, not once per signal
+                    done.notify_all()
 
         manager = BotManager(store_url if runner == "process" else store,
                              bus_url if runner == "process" else bus, runner=runner,

@@ -40,6 +40,7 @@ from tcp_lab.settings import redact_url
 from tcp_lab.store import _pgcopy
 from tcp_lab.store._backend import UNIX_EPOCH, Backend, Columns, Tx, upsert_from
 from tcp_lab.store._lease import Lease, holder_name
+from tcp_lab.store._pgliteral import render
 
 __all__ = ["PostgresBackend"]
 
@@ -259,7 +260,7 @@ class PostgresBackend(Backend):
 
         def write(tx: _PgTx) -> None:
             conn = tx.cur.connection
-            script = b";\n".join(tx.cur.mogrify(sql, params) for sql, params in statements)
+            script = b";\n".join(render(tx.cur, sql, params) for sql, params in statements)
             conn.autocommit = True
             try:
                 tx.cur.execute(script)
