@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from tcp_lab.errors import ConfigError, StrategyError
 from tcp_lab.execution import REASONS, STATE_FIELDS, TradingOptions, route_signals
@@ -39,6 +40,8 @@ __all__ = ["Account", "Flags", "Fill", "PaperBroker"]
 
 _F = {name: k for k, name in enumerate(FILL_FIELDS)}
 _S = {name: k for k, name in enumerate(STATE_FIELDS)}
+_SORTED = np.array(sorted(range(len(STATE_FIELDS)), key=STATE_FIELDS.__getitem__))
+_SORTED_NAMES = tuple(STATE_FIELDS[k] for k in _SORTED)
 #: Keys of accounts stored before the engine (tcp_lab 0.1): the open trade by its side.
 _LEGACY = {"entry_size": "trade_size", "entry_gross": "trade_gross", "entry_fees": "trade_fees"}
 
@@ -121,6 +124,19 @@ class Account:
         """A JSON-ready dict (floats round-trip exactly through JSON; NaN levels are None)."""
         return {name: (None if math.isnan(v) else v)
                 for name, v in zip(STATE_FIELDS, self._state.tolist(), strict=True)}
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as a JSON object with sorted keys (orjson writes NaN as null).
+
+        Raises
+        ------
+        ValueError
+            An infinite value (a bug upstream: JSON has no infinity).
+        """
+        values = self._state[_SORTED]
+        if np.isinf(values).any():
+            raise ValueError(f"an infinite value in {self.to_dict()}")
+        return orjson.dumps(dict(zip(_SORTED_NAMES, values.tolist(), strict=True))).decode()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Account:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -80,6 +81,17 @@ def test_account_round_trips_through_a_dict():
     acct, _ = close_only(b, Account.opening(1234.5), b.flags(False, True), 3.3)
     assert Account.from_dict(acct.to_dict()) == acct
     assert acct.equity(3.0) == acct.cash + acct.position * 3.0
+    text = acct.to_json()  # what a bot stores: sorted keys, NaN levels null, exact floats
+    assert list(json.loads(text)) == sorted(acct.to_dict())
+    assert json.loads(text) == acct.to_dict()
+    assert Account.from_dict(json.loads(text)) == acct
+
+
+def test_an_infinite_account_value_is_refused():
+    state = Account.opening(100.0).state.copy()
+    state[1] = math.inf
+    with pytest.raises(ValueError, match="infinite value"):
+        Account(state).to_json()
 
 
 @pytest.mark.parametrize("kw", [dict(size_type="lots"), dict(direction="short"),
