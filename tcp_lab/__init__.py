@@ -45,6 +45,9 @@ _LAZY = {
     "run_portfolio": "tcp_lab.portfolio",
     "PortfolioResult": "tcp_lab.portfolio",
     "sweep_portfolio": "tcp_lab.portfolio",
+    "walk_forward_portfolio": "tcp_lab.portfolio",
+    "PortfolioWalkForwardResult": "tcp_lab.portfolio",
+    "portfolio_returns": "tcp_lab.portfolio",
     "BotManager": "tcp_lab.bots",
     "BotConfig": "tcp_lab.bots",
     "load_bot_config": "tcp_lab.bots",
@@ -89,7 +92,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from tcp_lab.backtest import BacktestResult, run_backtest, sweep
     from tcp_lab.bus import Bus, open_bus
     from tcp_lab.data.aggregate import aggregate_trades, resample_candles
-    from tcp_lab.portfolio import PortfolioResult, run_portfolio, sweep_portfolio
+    from tcp_lab.portfolio import (
+        PortfolioResult,
+        PortfolioWalkForwardResult,
+        portfolio_returns,
+        run_portfolio,
+        sweep_portfolio,
+        walk_forward_portfolio,
+    )
     from tcp_lab.store import Store, open_store
     from tcp_lab.strategies import BaseStrategy, Parameter, Signal, check_lookahead, get_strategy
     from tcp_lab.strategies.informative import align

@@ -15,6 +15,15 @@ def test_every_exported_name_resolves(name):
     assert getattr(tcp_lab, name) is not None
 
 
+def test_portfolio_out_of_sample_names_are_public():
+    from tcp_lab import portfolio
+
+    for name in ("walk_forward_portfolio", "PortfolioWalkForwardResult", "portfolio_returns"):
+        assert name in tcp_lab.__all__
+        assert getattr(tcp_lab, name) is getattr(portfolio, name)
+    assert issubclass(tcp_lab.PortfolioWalkForwardResult, tcp_lab.WalkForwardResult)
+
+
 def test_unknown_attribute_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         tcp_lab.nope  # noqa: B018

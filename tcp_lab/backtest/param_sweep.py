@@ -67,7 +67,7 @@ from tcp_lab.strategies import BaseStrategy
 from tcp_lab.strategies.informative import keep_informative, with_informative
 from tcp_lab.timeframes import to_utc_timestamp, validate_candles
 
-__all__ = ["sweep", "run_chunk", "candles_to_arrays", "LOWER_IS_BETTER"]
+__all__ = ["sweep", "run_chunk", "candles_to_arrays", "grid_combinations", "LOWER_IS_BETTER"]
 
 #: Metrics where smaller is better (sorted ascending).
 LOWER_IS_BETTER = frozenset({"max_drawdown"})
@@ -116,14 +116,46 @@ def _segments(
     return [(0, n)], [""]
 
 
-def _combos(
+def grid_combinations(
     cls: type[BaseStrategy], grid: Mapping[str, Any] | None, n_random: int | None, seed: int
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """The combinations to run and their positions in the full (filtered) grid.
 
-    Trading options in the grid (:data:`~tcp_lab.execution.LEVEL_OPTIONS`:
-    ``stop_loss``, ``take_profit``, ``trailing_stop``) multiply the strategy's
-    combinations; they are columns like the parameters.
+    The one reading of a grid that :func:`sweep`, :func:`~tcp_lab.walk_forward`
+    and the portfolio sweeps share. Trading options in the grid
+    (:data:`~tcp_lab.execution.LEVEL_OPTIONS`: ``stop_loss``, ``take_profit``,
+    ``trailing_stop``) multiply the strategy's combinations; they are columns
+    like the parameters.
+
+    Parameters
+    ----------
+    cls
+        Strategy class.
+    grid
+        Values per parameter (``...``: its default grid), or None for every
+        parameter's default grid.
+    n_random, seed
+        Keep only this many combinations, drawn without replacement (None: all).
+
+    Returns
+    -------
+    tuple
+        Positions in the full grid (int array) and the combinations (dicts).
+
+    Raises
+    ------
+    StrategyError
+        The grid has no valid combination.
+    ConfigError
+        ``n_random`` below 1.
+
+    Examples
+    --------
+    >>> from tcp_lab.backtest.sweep_chunk import strategy_class
+    >>> ids, combos = grid_combinations(strategy_class("sma_cross"),
+    ...                                 {"fast": [5, 10], "slow": [20]}, None, 0)
+    >>> ids.tolist(), combos[1]
+    ([0, 1], {'fast': 10, 'slow': 20})
     """
     ranges = dict(grid) if grid is not None else {p.name: ... for p in cls.parameters}
     levels = {k: list(ranges.pop(k)) for k in LEVEL_OPTIONS if k in ranges}
@@ -143,6 +175,10 @@ def _combos(
             len(combos), min(n_random, len(combos)), replace=False))
         return pick, [combos[i] for i in pick]
     return np.arange(len(combos)), combos
+
+
+#: The former private name, kept for callers that still use it.
+_combos = grid_combinations
 
 
 def _task_size(n_combos: int, n_bars: int, threads: int, fused: bool) -> int:
@@ -343,7 +379,7 @@ def sweep(
         "years": [float((ts[b - 1] - ts[a]) / _YEAR_US) for a, b in segments],
         "bars_per_year": tf.per_year,
     }
-    ids, combos = _combos(cls, grid, n_random, seed)
+    ids, combos = grid_combinations(cls, grid, n_random, seed)
     client = get_executor()  # None unless a Dask scheduler is set
     threads = None if client is None else worker_threads(client)
     order, chunks = _chunks(cls, combos, len(candles), options, chunk_size, threads)

@@ -37,12 +37,22 @@ import numpy as np
 import pandas as pd
 
 from tcp_lab.backtest.engine import candle_timeframe, engine_signals, simulate_window
-from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics, grid_slots
-from tcp_lab.backtest.param_sweep import LOWER_IS_BETTER, _combos, sweep
+from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics
+from tcp_lab.backtest.param_sweep import LOWER_IS_BETTER, grid_combinations, sweep
 from tcp_lab.backtest.result import trades_frame
 from tcp_lab.backtest.sweep_chunk import strategy_class
-from tcp_lab.backtest.walk_forward_folds import Window, fold_windows
-from tcp_lab.backtest.walk_forward_result import WalkForwardResult, efficiency_ratio
+from tcp_lab.backtest.walk_forward_folds import (
+    Window,
+    fold_windows,
+    stitched_slots,
+    stitched_years,
+)
+from tcp_lab.backtest.walk_forward_result import (
+    WalkForwardResult,
+    efficiency_series,
+    fold_table,
+    label_trades,
+)
 from tcp_lab.errors import ConfigError
 from tcp_lab.execution import LEVEL_OPTIONS, TradingOptions
 from tcp_lab.execution.account import AMBIGUOUS, N_STATE, open_account_nb
@@ -53,7 +63,6 @@ from tcp_lab.timeframes import Timeframe, validate_candles
 
 __all__ = ["walk_forward", "fold_windows", "select_combination", "WalkForwardResult"]
 
-_YEAR_US = 365 * 86400 * 1_000_000
 _FEES = ORDER_FIELDS.index("fees")
 
 
@@ -106,6 +115,34 @@ def select_combination(table: pd.DataFrame, metric: str, min_trades: int,
     sel.params = {c: _py(table[c].iat[best]) for c in keys}
     sel.in_sample = float(values[best])
     return sel
+
+
+def check_selection(metric: str, min_trades: Any, owner: str) -> None:
+    """Check a walk-forward's selection rule: a known ``metric`` and ``min_trades`` >= 0.
+
+    Raises
+    ------
+    ConfigError
+        An unknown metric (with a did-you-mean) or a ``min_trades`` that is not a
+        whole number >= 0; the message names ``owner``.
+
+    Examples
+    --------
+    >>> check_selection("sharpe", 10, "walk_forward")
+    >>> check_selection("sharp", 10, "walk_forward")
+    Traceback (most recent call last):
+    ...
+    tcp_lab.errors.ConfigError: walk_forward: unknown metric 'sharp'; did you mean 'sharpe'? ...
+    """
+    if metric not in METRIC_NAMES:
+        guess = difflib.get_close_matches(str(metric), METRIC_NAMES, n=1)
+        dym = f"; did you mean {guess[0]!r}?" if guess else ""
+        raise ConfigError(f"{owner}: unknown metric {metric!r}{dym}",
+                          hint="metrics: " + ", ".join(METRIC_NAMES))
+    if isinstance(min_trades, bool) or not isinstance(min_trades, int | np.integer) \
+            or min_trades < 0:
+        raise ConfigError(f"{owner}: min_trades={min_trades!r} must be an integer >= 0",
+                          hint="e.g. min_trades=10")
 
 
 def _train_sweep(cls: type[BaseStrategy], candles: pd.DataFrame, grid: Any, start: int,
@@ -177,29 +214,6 @@ def _fold_signals(cls: type[BaseStrategy], sel: Selection, candles: pd.DataFrame
     own = [f[start:stop] for f in flags]
     lv = [x[start:stop] if len(x) else x for x in (stop_p, target_p)]
     return own, lv, opts
-
-
-def _years(ts: np.ndarray, windows: Sequence[tuple[int, int, int, int]], tf: Timeframe) -> float:
-    """Time the stitched test windows span: each window, plus the step between adjacent ones
-    (one candle across a gap)."""
-    us = sum(int(ts[d - 1] - ts[c]) for _, _, c, d in windows)
-    for (_, _, _, d), (_, _, c, _) in zip(windows[:-1], windows[1:], strict=True):
-        us += int(ts[c] - ts[d - 1]) if c == d else tf.us
-    return us / _YEAR_US
-
-
-def _slots(ts: np.ndarray, windows: Sequence[tuple[int, int, int, int]], tf: Timeframe,
-           ) -> np.ndarray:
-    """Grid slots of the stitched test windows' candles (missing candles count as slots;
-    as :func:`_years`, one slot across a gap between windows)."""
-    parts, offset, prev = [], 0, -1
-    for _, _, c, d in windows:
-        if prev >= 0:
-            offset += int(ts[c] - ts[prev]) // tf.us if c == prev + 1 else 1
-        part = grid_slots(ts[c:d], tf.us) + offset
-        parts.append(part)
-        offset, prev = int(part[-1]), d - 1
-    return np.concatenate(parts)
 
 
 # -- the public function ---------------------------------------------------------------
@@ -285,15 +299,7 @@ def walk_forward(
         raise ConfigError("walk_forward: latency_ms and max_volume_share act on market trades; "
                           "walk_forward resolves stops on candles",
                           hint="leave latency_ms and max_volume_share unset")
-    if metric not in METRIC_NAMES:
-        guess = difflib.get_close_matches(metric, METRIC_NAMES, n=1)
-        dym = f"; did you mean {guess[0]!r}?" if guess else ""
-        raise ConfigError(f"walk_forward: unknown metric {metric!r}{dym}",
-                          hint="metrics: " + ", ".join(METRIC_NAMES))
-    if isinstance(min_trades, bool) or not isinstance(min_trades, int | np.integer) \
-            or min_trades < 0:
-        raise ConfigError(f"walk_forward: min_trades={min_trades!r} must be an integer >= 0",
-                          hint="e.g. min_trades=10")
+    check_selection(metric, min_trades, "walk_forward")
     given, candles = candles, validate_candles(candles)
     tf = candle_timeframe(candles.index)
     # informative series aligned once over the whole history (each fold's sweep keeps them)
@@ -301,7 +307,7 @@ def walk_forward(
                                others=informative)
     windows = fold_windows(candles.index, train=train, test=test, step=step,
                            anchored=bool(anchored), timeframe=tf)
-    _, combos = _combos(cls, grid, None, 0)  # the grid checked once, before any fold runs
+    _, combos = grid_combinations(cls, grid, None, 0)  # the grid checked once, before any fold
     strategy_keys = {p.name for p in cls.parameters}
     warmup = max(cls({k: v for k, v in c.items() if k in strategy_keys}).warmup for c in combos)
     keys = list(combos[0])
@@ -364,53 +370,19 @@ def _result(cls: type[BaseStrategy], candles: pd.DataFrame, tf: Timeframe,
     close = candles["close"].to_numpy()
     metrics: dict[str, Any] = compute_metrics(
         np.concatenate(([init_cash], equity)), f["pnl"][closed], f["return"][closed],
-        position != 0.0, tf.per_year, _years(ts, windows, tf), slots=_slots(ts, windows, tf))
+        position != 0.0, tf.per_year, stitched_years(ts, windows, tf),
+        slots=stitched_slots(ts, windows, tf))
     metrics.update(n_open_trades=int((~closed).sum()), fees_paid=fees,
                    final_equity=float(equity[-1]),
                    buy_and_hold_return=float(close[rows[-1]] / close[rows[0]] - 1.0),
                    ambiguous_bars=int(state[AMBIGUOUS]), n_folds=len(windows),
                    n_flat_folds=sum(s.combo is None for s in selections))
-    # per fold: its slice of the one account, from the equity it started with
-    table, at = [], 0
-    exit_idx = f["exit_idx"]
-    for k, ((ta, tb, sa, sb), sel) in enumerate(zip(windows, selections, strict=True)):
-        m = sb - sa
-        start_equity = init_cash if k == 0 else equity[at - 1]
-        in_window = closed & (exit_idx >= sa) & (exit_idx < sb)
-        oos = compute_metrics(np.concatenate(([start_equity], equity[at:at + m])),
-                              f["pnl"][in_window], f["return"][in_window],
-                              position[at:at + m] != 0.0, tf.per_year,
-                              (ts[sb - 1] - ts[sa]) / _YEAR_US,
-                              slots=grid_slots(ts[sa:sb], tf.us))
-        at += m
-        table.append({
-            "fold": k + 1, "train_start": index[ta], "train_end": index[tb - 1],
-            "test_start": index[sa], "test_end": index[sb - 1],
-            "n_train": tb - ta, "n_test": m,
-            **{p: sel.params.get(p) for p in swept},
-            f"is_{metric}": sel.in_sample, f"oos_{metric}": oos[metric],
-            "efficiency": efficiency_ratio(oos[metric], sel.in_sample, metric),
-            "oos_n_trades": oos["n_trades"], "n_combos": sel.n_combos,
-            "n_too_few_trades": sel.n_too_few_trades, "n_not_finite": sel.n_not_finite,
-            "note": sel.note,
-        })
-    folds = pd.DataFrame(table).set_index("fold")
-    for p in swept:
-        folds[p] = folds[p].convert_dtypes()
-    trades = trades_frame(trips, index)
-    # the fold whose parameters made the entry: with next_open, the one of the bar before
-    decided = f["entry_idx"] - (1 if base.price == "next_open" else 0)
-    fold_of = np.searchsorted([c for _, _, c, _ in windows], decided, side="right")
-    trades.insert(0, "fold", fold_of.astype(np.int64))
-    for i, p in enumerate(swept):
-        trades.insert(1 + i, p, folds[p].reindex(trades["fold"]).to_numpy())
-    traded = folds[folds["note"] == ""]
-    overall = efficiency_ratio(float(traded[f"oos_{metric}"].mean()),
-                               float(traded[f"is_{metric}"].mean()), metric) \
-        if len(traded) else float("nan")
-    efficiency = pd.Series([*folds["efficiency"], overall],
-                           index=pd.Index([*folds.index, "overall"], dtype=object),
-                           name=f"efficiency ({metric})")
+    folds = fold_table(windows, selections, swept, metric, index, equity, position != 0.0,
+                       f["pnl"][closed], f["return"][closed], f["exit_idx"][closed], init_cash,
+                       tf)
+    trades = label_trades(trades_frame(trips, index), f["entry_idx"], windows, folds, swept,
+                          base.price == "next_open")
+    efficiency = efficiency_series(folds, metric)
     stitched = index[rows]
     return WalkForwardResult(
         strategy_name=cls.name or cls.__qualname__, metric=metric, options=base.to_dict(),

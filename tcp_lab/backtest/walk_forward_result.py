@@ -10,16 +10,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from tcp_lab.backtest.metrics import METRIC_NAMES
+from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics, grid_slots
 from tcp_lab.backtest.param_sweep import LOWER_IS_BETTER
 from tcp_lab.timeframes import Timeframe, parse_timeframe
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
-__all__ = ["WalkForwardResult", "efficiency_ratio"]
+__all__ = ["WalkForwardResult", "efficiency_ratio", "fold_table", "label_trades",
+           "efficiency_series"]
 
 _MAX_TRADE_ROWS = 500
+_YEAR_US = 365 * 86400 * 1_000_000
 
 
 def efficiency_ratio(oos: float, in_sample: float, metric: str = "sharpe") -> float:
@@ -49,6 +51,117 @@ def efficiency_ratio(oos: float, in_sample: float, metric: str = "sharpe") -> fl
     if ins < 0:
         return 2.0 - oos / ins
     return math.nan
+
+
+# -- the pieces every walk-forward assembles (one symbol or a portfolio) ---------------------
+def fold_table(windows: Sequence[tuple[int, int, int, int]], selections: Sequence[Any],
+               swept: Sequence[str], metric: str, index: pd.DatetimeIndex, equity: np.ndarray,
+               in_market: np.ndarray, trade_pnl: np.ndarray, trade_return: np.ndarray,
+               trade_exit: np.ndarray, init_cash: float, tf: Timeframe,
+               risk_free_rate: float = 0.0) -> pd.DataFrame:
+    """The folds table of :class:`WalkForwardResult` (one row per fold, index from 1).
+
+    Parameters
+    ----------
+    windows
+        :func:`~tcp_lab.backtest.walk_forward_folds.fold_windows` over ``index``.
+    selections
+        Per fold, the train window's choice
+        (:class:`~tcp_lab.backtest.walk_forward_analysis.Selection`).
+    swept, metric
+        The swept parameter names; the selection metric.
+    index
+        Close times the window positions refer to.
+    equity, in_market
+        The stitched account at each test candle (the windows' candles in order).
+    trade_pnl, trade_return, trade_exit
+        The **closed** round trips: P&L, return and exit position in ``index``.
+    init_cash, tf, risk_free_rate
+        The account's starting cash, the timeframe, the annual risk-free rate.
+
+    Returns
+    -------
+    DataFrame
+        Columns as documented on :attr:`WalkForwardResult.folds`; each fold's
+        ``oos_<metric>`` is its slice of the one account, from the equity it
+        started with.
+
+    Examples
+    --------
+    >>> from tcp_lab.testing import make_candles  # doctest: +SKIP
+    >>> fold_table(windows, selections, ["fast"], "sharpe", candles.index, equity,
+    ...            position != 0, pnl, ret, exit_idx, 10_000.0, tf)  # doctest: +SKIP
+    """
+    ts = index.as_unit("us").asi8
+    table, at = [], 0
+    for k, ((ta, tb, sa, sb), sel) in enumerate(zip(windows, selections, strict=True)):
+        m = sb - sa
+        start_equity = init_cash if k == 0 else equity[at - 1]
+        in_window = (trade_exit >= sa) & (trade_exit < sb)
+        oos = compute_metrics(np.concatenate(([start_equity], equity[at:at + m])),
+                              trade_pnl[in_window], trade_return[in_window],
+                              in_market[at:at + m], tf.per_year,
+                              (ts[sb - 1] - ts[sa]) / _YEAR_US,
+                              slots=grid_slots(ts[sa:sb], tf.us), risk_free_rate=risk_free_rate)
+        at += m
+        table.append({
+            "fold": k + 1, "train_start": index[ta], "train_end": index[tb - 1],
+            "test_start": index[sa], "test_end": index[sb - 1],
+            "n_train": tb - ta, "n_test": m,
+            **{p: sel.params.get(p) for p in swept},
+            f"is_{metric}": sel.in_sample, f"oos_{metric}": oos[metric],
+            "efficiency": efficiency_ratio(oos[metric], sel.in_sample, metric),
+            "oos_n_trades": oos["n_trades"], "n_combos": sel.n_combos,
+            "n_too_few_trades": sel.n_too_few_trades, "n_not_finite": sel.n_not_finite,
+            "note": sel.note,
+        })
+    folds = pd.DataFrame(table).set_index("fold")
+    for p in swept:
+        folds[p] = folds[p].convert_dtypes()
+    return folds
+
+
+def label_trades(trades: pd.DataFrame, entry_idx: np.ndarray,
+                 windows: Sequence[tuple[int, int, int, int]], folds: pd.DataFrame,
+                 swept: Sequence[str], at_open: bool) -> pd.DataFrame:
+    """``trades`` with the ``fold`` whose signal made each entry and that fold's parameters
+    in front (``entry_idx``: entry positions; with ``at_open`` the signal is the bar before).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"pnl": [1.0, 2.0]})
+    >>> f = pd.DataFrame({"fast": [5, 10]}, index=pd.Index([1, 2], name="fold"))
+    >>> label_trades(t, np.array([3, 7]), [(0, 3, 3, 6), (3, 6, 6, 9)], f, ["fast"], False)
+       fold  fast  pnl
+    0     1     5  1.0
+    1     2    10  2.0
+    """
+    decided = np.asarray(entry_idx) - (1 if at_open else 0)
+    fold_of = np.searchsorted([c for _, _, c, _ in windows], decided, side="right")
+    trades.insert(0, "fold", fold_of.astype(np.int64))
+    for i, p in enumerate(swept):
+        trades.insert(1 + i, p, folds[p].reindex(trades["fold"]).to_numpy())
+    return trades
+
+
+def efficiency_series(folds: pd.DataFrame, metric: str) -> pd.Series:
+    """Per fold and ``"overall"``: :func:`efficiency_ratio` of the out-of-sample over the
+    in-sample metric; overall, of their means over the folds that traded.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"is_sharpe": [2.0, 1.0], "oos_sharpe": [1.0, 1.0],
+    ...                   "efficiency": [0.5, 1.0], "note": ["", ""]}, index=[1, 2])
+    >>> efficiency_series(f, "sharpe")["overall"]
+    np.float64(0.6666666666666666)
+    """
+    traded = folds[folds["note"] == ""]
+    overall = efficiency_ratio(float(traded[f"oos_{metric}"].mean()),
+                               float(traded[f"is_{metric}"].mean()), metric) \
+        if len(traded) else float("nan")
+    return pd.Series([*folds["efficiency"], overall],
+                     index=pd.Index([*folds.index, "overall"], dtype=object),
+                     name=f"efficiency ({metric})")
 
 
 class WalkForwardResult:
@@ -210,7 +323,7 @@ class WalkForwardResult:
 
     def __repr__(self) -> str:
         m = self.metrics
-        return (f"<WalkForwardResult {self.label}: total_return="
+        return (f"<{type(self).__name__} {self.label}: total_return="
                 f"{m.get('total_return', np.nan):.2%} sharpe={m.get('sharpe', np.nan):.2f} "
                 f"efficiency={float(self.efficiency.get('overall', np.nan)):.2f} "
                 f"trades={m.get('n_trades')}>")

@@ -61,8 +61,8 @@ from tcp_lab.execution.account import (
     order_nb,
 )
 
-__all__ = ["OPTION_FIELDS", "N_OPT", "bar_nb", "signal_nb", "levels_on_nb", "stop_level_nb",
-           "stop_in_force_nb",
+__all__ = ["OPTION_FIELDS", "N_OPT", "bar_nb", "signal_nb", "opening_side_nb", "levels_on_nb",
+           "stop_level_nb", "stop_in_force_nb",
            "exit_nb", "may_reach_nb", "quiet_bar_nb", "quiet_extreme_nb",
            "level_ranges_nb"]
 
@@ -122,6 +122,19 @@ def _signal_order_nb(position, le, lx, se, sx, size, size_type, price):
     elif direction != LONG_ONLY and order < 0 and np.isinf(order):
         percent = 1.0  # vectorbt: an infinite short is "100 % of resources"
     return order, percent, direction
+
+
+@njit(cache=True, inline="always")
+def opening_side_nb(le, lx, se, sx):
+    """+1 / -1 when one bar's signals open a long / a short on a flat account, 0 when they
+    open nothing (no entry, or conflicting signals).
+
+    The conflict rules are :func:`_signal_order_nb`'s (asked, not copied), so a driver
+    can tell an entry, and its side, before it runs the bar (the portfolio's position
+    cap and risk sizing).
+    """
+    order, _, _ = _signal_order_nb(0.0, le, lx, se, sx, 1.0, SIZE_AMOUNT, 1.0)
+    return 1 if order > 0 else (-1 if order < 0 else 0)
 
 
 @njit(cache=True)

@@ -1,13 +1,27 @@
 """The portfolio driver (numba): the execution kernel over several accounts that share cash.
 
-Each symbol keeps its own engine state (position, open round trip, stops:
-:data:`~tcp_lab.execution.account.STATE_FIELDS`); the cash is one number. Before a
-symbol's bar the shared cash is loaded into its state, the engine's own
+Each symbol keeps its own engine state (position, debt, open round trip, stops:
+:data:`~tcp_lab.execution.account.STATE_FIELDS`); the ``cash`` and the ``free_cash``
+are one pair of numbers for the portfolio, as in a vectorbt group with
+``cash_sharing=True`` (``simulate_from_signals_nb``: one ``cash_now`` and
+``free_cash_now`` per group, ``position`` and ``debt`` per column). Before a
+symbol's bar both are loaded into its state, the engine's own
 :func:`~tcp_lab.execution.kernel.bar_nb` runs the bar (one copy of the fill rules),
-and the cash is taken back. Within one close time the symbols whose bar has no
-entry signal go first (their exits and stops free cash), then those with an entry
-signal, by confidence (descending, missing last) then by symbol position (the
-caller sorts symbols by name). Arrays in, arrays out; pandas lives in
+and both are taken back. So a short sale adds its proceeds to the shared cash and
+takes twice its value (plus fees) less the proceeds from the shared free cash; covering
+gives it back; a long buy takes its cost from both (vectorbt's accounting, without
+``lock_cash``: see :mod:`tcp_lab.portfolio.sizing` for what that allows).
+
+Within one close time the symbols whose bar has no entry signal go first (their
+exits and stops free cash), then those with an entry signal, by confidence
+(descending, missing last) then by symbol position (the caller sorts symbols by
+name). An *entry signal* is a long or a short entry after routing (with
+``direction="longshort"`` and no short signals, a strategy's exit is a short
+entry): any signal that may open or reverse a position. A bar's signals *open* a
+position when the symbol is flat before its bar and they make an order (the kernel's
+conflict rules, :func:`~tcp_lab.execution.kernel.opening_side_nb`); only those count
+against ``max_positions`` and are recorded when skipped. A reversal keeps the
+count of open positions. Arrays in, arrays out; pandas lives in
 :mod:`tcp_lab.portfolio.run`.
 """
 
@@ -32,6 +46,7 @@ from tcp_lab.execution.kernel import (
     O_TRAIL,
     bar_nb,
     levels_on_nb,
+    opening_side_nb,
     quiet_bar_nb,
 )
 from tcp_lab.execution.simulate import _record_nb, open_trip_nb
@@ -42,19 +57,21 @@ __all__ = ["SIZE_STATIC", "SIZE_EQUITY_FRACTION", "SIZE_RISK", "SKIP_REASONS", "
 #: fraction of the portfolio equity before the symbol's bar (fixed fraction, equal,
 #: volatility target), or the fraction of it to lose at the entry's stop (risk percent).
 SIZE_STATIC, SIZE_EQUITY_FRACTION, SIZE_RISK = 0, 1, 2
-#: Why an entry signal of a flat symbol did not open a position.
+#: Why the entry signal of a flat symbol did not open a position.
 SKIP_REASONS = ("max_positions", "no_cash", "no_stop", "no_volatility")
 
 
 @njit(cache=True)
-def _step_nb(states, s, t, cash, o, h, lo, c, le, lx, sp, tp, at_open, use_levels, opts, fills,
-             orders, n_orders, trips, n_trips, entry_idx, order_sym, trip_sym):
-    """One symbol's bar on its own state with the shared ``cash`` loaded; returns
-    (cash, n_orders, n_trips)."""
+def _step_nb(states, s, t, cash, free_cash, o, h, lo, c, le, lx, se, sx, sp, tp, at_open,
+             use_levels, opts, fills, orders, n_orders, trips, n_trips, entry_idx, order_sym,
+             trip_sym):
+    """One symbol's bar on its own state with the shared ``cash`` and ``free_cash``
+    loaded (its ``position`` and ``debt`` are its own); returns (cash, free_cash,
+    n_orders, n_trips)."""
     st = states[s]
     st[CASH] = cash
-    st[FREE_CASH] = cash  # long only: no debt, free cash is the cash
-    k = bar_nb(st, o, h, lo, c, le, lx, False, False, sp, tp, at_open, use_levels, opts, fills)
+    st[FREE_CASH] = free_cash
+    k = bar_nb(st, o, h, lo, c, le, lx, se, sx, sp, tp, at_open, use_levels, opts, fills)
     for j in range(k):
         n0, m0 = n_orders, n_trips
         n_orders, n_trips, entry_idx[s] = _record_nb(t, fills[j], orders, n_orders, trips,
@@ -63,11 +80,11 @@ def _step_nb(states, s, t, cash, o, h, lo, c, le, lx, sp, tp, at_open, use_level
             order_sym[q] = s
         for q in range(m0, n_trips):
             trip_sym[q] = s
-    return st[CASH], n_orders, n_trips
+    return st[CASH], st[FREE_CASH], n_orders, n_trips
 
 
 @njit(cache=True)
-def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, target_price,
+def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_price, target_price,
                      has_levels, confidence, at_open, opts, size_mode, fraction,
                      max_positions, init_cash):
     """Run one strategy's signals on several symbols from one cash account.
@@ -79,9 +96,10 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
         union (anything where ``has_bar`` is False).
     has_bar
         bool ``(T, S)``: the symbol has a candle at that time.
-    le, lx
-        bool ``(T, S)``: long entry / exit to act on in that bar (already moved
-        one bar with ``at_open``); False where there is no bar.
+    le, lx, se, sx
+        bool ``(T, S)``: long entry / exit, short entry / exit to act on in that
+        bar (routed by the direction, already moved one bar with ``at_open``);
+        False where there is no bar.
     stop_price, target_price
         float64 ``(T, S)`` levels for an entry (NaN: from the options), or
         ``(0, S)`` when no symbol has any.
@@ -96,9 +114,12 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
         overwritten before each entry bar in ``SIZE_EQUITY_FRACTION`` mode).
     size_mode, fraction
         :data:`SIZE_STATIC`; :data:`SIZE_EQUITY_FRACTION` with the fraction of
-        equity per entry; :data:`SIZE_RISK` with the fraction of equity to lose
-        at the entry's stop. ``fraction`` is float64 ``(1, 1)`` (one for all) or
-        ``(T, S)`` (per bar and symbol; NaN: unknown, the entry is skipped).
+        equity per entry (the value bought, or sold short); :data:`SIZE_RISK` with
+        the fraction of equity to lose at the entry's stop (below the price for a
+        long, above it for a short). ``fraction`` is float64 ``(1, 1)`` (one for
+        all) or ``(T, S)`` (per bar and symbol; NaN: unknown, the entry is
+        skipped). The size of a reversal's new side is sized the same way; when
+        it cannot be (no stop, no volatility) the reversal only closes.
     max_positions
         Cap on open positions (``S`` or more: none).
     init_cash
@@ -107,9 +128,11 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
     Returns
     -------
     equity, cash : ndarray ``(T,)``
-        At each close time (positions at their symbol's last close).
+        At each close time: cash plus every position at its symbol's last close
+        (a short's value is negative; the cash holds its sale proceeds).
     value, pnl : ndarray ``(T, S)``
-        Position value, and P&L so far (cash flows plus position value), per symbol.
+        Position value (negative for a short), and P&L so far (cash flows plus
+        position value), per symbol.
     n_open : ndarray ``(T,)``
         Open positions at each close time.
     orders, order_sym, trips, trip_sym
@@ -127,14 +150,14 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
     states = np.empty((n_s, N_STATE))
     for s in range(n_s):
         open_account_nb(states[s], init_cash)
-    cash = init_cash
+    cash = free_cash = init_cash
     n_le = 0
     n_sig = 0
     for t in range(n_t):
         for s in range(n_s):
-            if le[t, s]:
+            if le[t, s] or se[t, s]:
                 n_le += 1
-            if le[t, s] or lx[t, s]:
+            if le[t, s] or lx[t, s] or se[t, s] or sx[t, s]:
                 n_sig += 1
     orders = np.empty((2 * n_sig + n_s, 6))
     order_sym = np.empty(2 * n_sig + n_s, dtype=np.int64)
@@ -169,22 +192,23 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
             if not has_bar[t, s]:
                 continue
             last_idx[s] = t
-            if le[t, s]:
+            if le[t, s] or se[t, s]:
                 entering[n_enter] = s
                 n_enter += 1
                 continue
             st = states[s]
-            if not lx[t, s] and not (use_levels[s] and st[POSITION] != 0.0
-                                     and not quiet_bar_nb(st, low[t, s], high[t, s], trail)):
+            if not (lx[t, s] or sx[t, s]) and not (
+                    use_levels[s] and st[POSITION] != 0.0
+                    and not quiet_bar_nb(st, low[t, s], high[t, s], trail)):
                 continue
             was_open = st[POSITION] != 0.0
             before = cash
             sp = stop_price[t, s] if has_levels[s] else np.nan
             tp = target_price[t, s] if has_levels[s] else np.nan
-            cash, n_orders, n_trips = _step_nb(
-                states, s, t, cash, open_[t, s], high[t, s], low[t, s], close[t, s], False,
-                lx[t, s], sp, tp, at_open, use_levels[s], opts, fills, orders, n_orders, trips,
-                n_trips, entry_idx, order_sym, trip_sym)
+            cash, free_cash, n_orders, n_trips = _step_nb(
+                states, s, t, cash, free_cash, open_[t, s], high[t, s], low[t, s], close[t, s],
+                False, lx[t, s], False, sx[t, s], sp, tp, at_open, use_levels[s], opts, fills,
+                orders, n_orders, trips, n_trips, entry_idx, order_sym, trip_sym)
             flow[s] += cash - before
             n_open += (1 if st[POSITION] != 0.0 else 0) - (1 if was_open else 0)
         # 2. entries: confidence descending, then symbol position (insertion sort: few)
@@ -205,7 +229,10 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
             st = states[s]
             was_open = st[POSITION] != 0.0
             pos_before = st[POSITION]
-            entry = not was_open and not lx[t, s]
+            # the side the signals open (from flat, after a stop in the bar, or as the new
+            # side of a reversal); an entry when the symbol is flat before its bar
+            side = opening_side_nb(le[t, s], lx[t, s], se[t, s], sx[t, s])
+            entry = not was_open and side != 0
             go = True
             if entry and n_open >= max_positions:
                 go = False
@@ -218,12 +245,15 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
                              else 0]
                 if size_mode == SIZE_RISK:  # the stop's share of the price: risk / it
                     px = open_[t, s] if at_open else close[t, s]
-                    dist = (px - sp) / px if sp == sp else opts[O_STOP_LOSS]
+                    if sp == sp:  # the stop is below a long's price, above a short's
+                        dist = (px - sp) / px if side > 0 else (sp - px) / px
+                    else:
+                        dist = opts[O_STOP_LOSS]
                     f = f / dist if dist > 0.0 else np.nan
                     why = 2
                 else:
                     why = 3
-                if not f >= 0.0:  # no stop below the price, or no volatility yet
+                if not f >= 0.0:  # no stop on the losing side of the price, or no volatility
                     f = 0.0
                     if entry and go:
                         go = False
@@ -233,10 +263,11 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
                 opts[O_SIZE] = f * eq_now
             before = cash
             entries = st[N_ENTRIES]
-            cash, n_orders, n_trips = _step_nb(
-                states, s, t, cash, open_[t, s], high[t, s], low[t, s], close[t, s], go,
-                lx[t, s], sp, tp, at_open, use_levels[s], opts, fills, orders, n_orders, trips,
-                n_trips, entry_idx, order_sym, trip_sym)
+            cash, free_cash, n_orders, n_trips = _step_nb(
+                states, s, t, cash, free_cash, open_[t, s], high[t, s], low[t, s], close[t, s],
+                go and le[t, s], lx[t, s], go and se[t, s], sx[t, s], sp, tp, at_open,
+                use_levels[s], opts, fills, orders, n_orders, trips, n_trips, entry_idx,
+                order_sym, trip_sym)
             if entry and go and st[N_ENTRIES] == entries:
                 skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = t, s, 1
                 n_skipped += 1
@@ -277,7 +308,7 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, stop_price, targe
             q += 1
     for s in range(n_s):
         states[s, CASH] = cash
-        states[s, FREE_CASH] = cash
+        states[s, FREE_CASH] = free_cash
     ambiguous = 0.0
     for s in range(n_s):
         ambiguous += states[s, AMBIGUOUS]

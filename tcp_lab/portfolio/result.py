@@ -51,11 +51,14 @@ class PortfolioResult:
         The symbols, sorted by name (the column order of the frames below).
     equity, cash
         Portfolio value and cash at each close time of the union of the
-        symbols' candles (a position is valued at its symbol's last close).
+        symbols' candles: cash plus each position at its symbol's last close
+        (a short is worth minus its size times the close; its sale proceeds
+        are in the cash).
     exposure
-        Share of the equity held in positions at each close time.
+        Gross exposure at each close time: the sum of the positions' absolute
+        values over the equity (long-only: the share of the equity in positions).
     value
-        Position value per symbol at each close time (DataFrame).
+        Position value per symbol at each close time (DataFrame; negative for a short).
     contribution
         P&L so far per symbol (its fills' cash flows plus its position value,
         after fees) at each close time; the columns sum to ``equity - init_cash``.
@@ -67,7 +70,7 @@ class PortfolioResult:
         ``price``, ``fees``, ``reason``.
     skipped
         Entry signals of flat symbols that opened nothing: ``time``, ``symbol``,
-        ``reason`` (``"max_positions"`` or ``"no_cash"``).
+        ``reason`` (``"max_positions"``, ``"no_cash"``, ``"no_stop"``, ``"no_volatility"``).
     metrics
         The project's metrics of the portfolio equity
         (:func:`tcp_lab.backtest.metrics.compute_metrics` on the timeframe's grid)
@@ -168,8 +171,8 @@ class PortfolioResult:
     # -- derived series ---------------------------------------------------------------
     @cached_property
     def exposure(self) -> pd.Series:
-        """Share of the equity held in positions at each close time."""
-        return (self.value.sum(axis=1) / self.equity).rename("exposure")
+        """Gross exposure at each close time: sum of the positions' absolute values / equity."""
+        return (self.value.abs().sum(axis=1) / self.equity).rename("exposure")
 
     @cached_property
     def drawdown(self) -> pd.Series:

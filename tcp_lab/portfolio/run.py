@@ -75,14 +75,16 @@ def run_portfolio(
     """Backtest one strategy on several symbols from one account with shared cash.
 
     One run of the execution engine over the union of the symbols' close times:
-    each symbol keeps its own engine state (position, open round trip, stops),
-    the cash is shared. A symbol without a candle at a time has no signal there
-    and its position is valued at its last close. Within one close time the
-    symbols whose bar has no entry signal go first (their exits and stops free
-    cash), then those with an entry signal by the strategy's ``confidence``
-    (descending; none or NaN last), then by symbol name. Every fill is the
-    engine's (:func:`~tcp_lab.execution.kernel.bar_nb`): with one symbol the
-    result equals :func:`~tcp_lab.backtest.run_backtest`'s exactly.
+    each symbol keeps its own engine state (position, debt, open round trip,
+    stops), the cash and the free cash are shared (vectorbt's ``cash_sharing``).
+    A symbol without a candle at a time has no signal there and its position is
+    valued at its last close. Within one close time the symbols whose bar has no
+    entry signal go first (their exits and stops free cash), then those with an
+    entry signal (long or short; with ``direction="longshort"`` a strategy
+    without short signals enters a short on its exit signal) by the strategy's
+    ``confidence`` (descending; none or NaN last), then by symbol name. Every
+    fill is the engine's (:func:`~tcp_lab.execution.kernel.bar_nb`): with one
+    symbol the result equals :func:`~tcp_lab.backtest.run_backtest`'s exactly.
 
     Parameters
     ----------
@@ -94,14 +96,15 @@ def run_portfolio(
     parameters
         Strategy parameters when ``strategy`` is a name.
     sizing, size
-        ``"all_in"`` (all the cash available at the entry; no size),
-        ``"fixed_value"`` (``size`` quote per entry), ``"fixed_fraction"``
-        (``size`` of the equity per entry) or ``"equal"`` (equity /
-        ``max_positions``, or / number of symbols), ``"risk_percent"`` (lose
-        ``size`` of the equity at the entry's stop; needs ``stop_loss`` or a
-        strategy that sets ``stop_price``) or ``"volatility_target"`` (``size``
-        an annual volatility: ``size / sigma`` of the equity per entry, at most
-        all of it); see :mod:`tcp_lab.portfolio.sizing`.
+        ``"all_in"`` (all the cash available at a long entry, all the free cash
+        at a short one; no size), ``"fixed_value"`` (``size`` quote per entry),
+        ``"fixed_fraction"`` (``size`` of the equity per entry) or ``"equal"``
+        (equity / ``max_positions``, or / number of symbols),
+        ``"risk_percent"`` (lose ``size`` of the equity at the entry's stop;
+        needs ``stop_loss`` or a strategy that sets ``stop_price``) or
+        ``"volatility_target"`` (``size`` an annual volatility: ``size / sigma``
+        of the equity per entry, at most all of it). A short entry sells that
+        value; see :mod:`tcp_lab.portfolio.sizing`.
     max_positions
         At most this many open positions; an entry beyond it is skipped and
         recorded in ``result.skipped`` (None: no cap).
@@ -111,8 +114,11 @@ def run_portfolio(
     init_cash, fees, slippage, price, stop_loss, take_profit, trailing_stop
         As for ``run_backtest``; stops and targets are resolved on the candles
         (the OHLC rule), per symbol.
-    direction, leverage
-        v1 is long-only without leverage: ``"long"`` and ``1.0`` only.
+    direction
+        ``"long"`` or ``"longshort"`` (as for ``run_backtest``: short signals
+        open shorts; without them an exit reverses a long into a short).
+    leverage
+        ``1.0`` only: margin and liquidation are not implemented yet.
     timeframe
         Timeframe of every symbol's candles (inferred, and required to agree, when omitted).
     exchange
@@ -129,8 +135,8 @@ def run_portfolio(
     Raises
     ------
     ConfigError
-        Unknown sizing, bad size, empty mapping, an unsupported direction or leverage,
-        risk-percent sizing without any stop.
+        Unknown sizing, bad size, empty mapping, an unknown direction, leverage other
+        than 1, risk-percent sizing without any stop.
     DataError
         Invalid candles (naive timestamps, too few rows), or timeframes that differ.
     StrategyError
@@ -144,6 +150,10 @@ def run_portfolio(
     ...                   sizing="equal")
     >>> sorted(r.contribution.columns)
     ['BTC/USDT', 'ETH/USDT']
+    >>> ls = run_portfolio("sma_cross", universe, parameters={"fast": 5, "slow": 20},
+    ...                    sizing="fixed_fraction", size=0.3, direction="longshort")
+    >>> sorted(set(ls.trades["direction"]))
+    ['long', 'short']
     """
     if isinstance(strategy, str):
         strategy = get_strategy(strategy, parameters)
@@ -152,14 +162,10 @@ def run_portfolio(
                           hint="pass the parameters to the strategy, or the strategy by name")
     if not isinstance(strategy, BaseStrategy):
         raise StrategyError(f"{_OWNER}: expected a strategy, got {type(strategy).__name__}")
-    if direction != "long":
-        raise ConfigError(f"{_OWNER}: direction={direction!r} is not supported yet: portfolios "
-                          "are long-only in this version (shorts and leverage come later)",
-                          hint="use direction='long', or run_backtest per symbol")
     if isinstance(leverage, bool) or not isinstance(leverage, int | float) or leverage != 1:
-        raise ConfigError(f"{_OWNER}: leverage={leverage!r} is not supported yet: portfolios "
-                          "trade without leverage in this version (margin comes later)",
-                          hint="leave leverage=1.0")
+        raise ConfigError(f"{_OWNER}: leverage={leverage!r} is not supported yet: margin, "
+                          "maintenance margin and liquidation are not implemented",
+                          hint="leave leverage=1.0 (shorts need none: direction='longshort')")
     universe = _universe(candles_by_symbol)
     symbols = list(universe)
     if max_positions is not None and (isinstance(max_positions, bool) or not isinstance(
@@ -196,8 +202,7 @@ def run_portfolio(
     n_t, n_s = len(index), len(symbols)
     bars = {k: np.zeros((n_t, n_s)) for k in ("open", "high", "low", "close")}
     has_bar = np.zeros((n_t, n_s), dtype=bool)
-    le = np.zeros((n_t, n_s), dtype=bool)
-    lx = np.zeros((n_t, n_s), dtype=bool)
+    le, lx, se, sx = (np.zeros((n_t, n_s), dtype=bool) for _ in range(4))
     conf = np.full((n_t, n_s), -np.inf)
     has_levels = np.zeros(n_s, dtype=bool)
     levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -209,11 +214,11 @@ def run_portfolio(
         view = with_informative(strategy, c, timeframe=tfs[s], others=frames, symbol=s)
         output = check_output(strategy.compute(view), view, repr(strategy))
         outputs[s] = output
-        (e, x, _, _), stop, target = engine_signals(output, opts, shift)
+        (e, x, short_e, short_x), stop, target = engine_signals(output, opts, shift)
         for k in bars:
             bars[k][rows, j] = c[k].to_numpy(dtype=np.float64)
         has_bar[rows, j] = True
-        le[rows, j], lx[rows, j] = e, x
+        le[rows, j], lx[rows, j], se[rows, j], sx[rows, j] = e, x, short_e, short_x
         if output.confidence is not None:
             cf = np.asarray(output.confidence, dtype=np.float64)
             if shift:
@@ -236,7 +241,7 @@ def run_portfolio(
         for j, (rows, stop, target) in levels.items():
             stop_a[rows, j], target_a[rows, j] = stop, target
     sim = run_portfolio_nb(
-        bars["open"], bars["high"], bars["low"], bars["close"], has_bar, le, lx, stop_a,
+        bars["open"], bars["high"], bars["low"], bars["close"], has_bar, le, lx, se, sx, stop_a,
         target_a, has_levels, conf, shift, opts.kernel_options(), sz.mode, fraction,
         n_s if max_positions is None else int(max_positions),
         float(opts.init_cash))

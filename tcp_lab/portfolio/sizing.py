@@ -1,39 +1,56 @@
 """Position sizing of a portfolio: how much of the shared cash an entry may use.
 
 =========================  ========================================================
-``"all_in"``               the engine's default: all of the cash available at the
-                           entry (``run_backtest``'s ``size=1.0, size_type="percent"``)
+``"all_in"``               the engine's default: all of the cash available at a long
+                           entry (``run_backtest``'s ``size=1.0, size_type="percent"``),
+                           all of the free cash at a short entry
 ``"fixed_value"``          ``size`` in quote currency per entry (``size_type="value"``)
 ``"fixed_fraction"``       ``size`` (0 < size <= 1) of the portfolio equity before the
                            symbol's bar, per entry
 ``"equal"``                equity / ``max_positions`` per entry (equity / number of
                            symbols without a cap)
 ``"risk_percent"``         ``size`` (0 < size <= 1) of the equity is what the entry
-                           loses if its stop is hit: it buys ``size * equity /
+                           loses if its stop is hit: it trades ``size * equity /
                            distance``, where distance is the stop's share of the price
                            (the strategy's ``stop_price`` for that entry, else
                            ``stop_loss``); needs one of them
-``"volatility_target"``    ``size`` is an annual volatility (0.2 = 20 %): the entry buys
+``"volatility_target"``    ``size`` is an annual volatility (0.2 = 20 %): the entry trades
                            ``size / sigma`` of the equity (at most all of it), sigma the
                            symbol's annualised volatility of log returns over the last
                            ``vol_window`` candles known at the order
 =========================  ========================================================
 
-"The equity before the symbol's bar" is the cash plus every position at its symbol's
-latest close: the closes of this close time with ``price="close"``, the closes before it
-with ``price="next_open"`` (the bar's own close is not known at its open).
+A value is what a long entry buys and what a short entry sells; the new side of a
+reversal (``direction="longshort"``) is sized the same way. "The equity before the
+symbol's bar" is the cash plus every position (a short negative) at its symbol's latest
+close: the closes of this close time with ``price="close"``, the closes before it with
+``price="next_open"`` (the bar's own close is not known at its open).
 
 An entry that the cash cannot fully fund buys what the cash allows (the
 engine's rule, as in ``run_backtest``); with no cash left it is skipped and
 recorded (``result.skipped``, reason ``"no_cash"``). Risk-percent skips an entry
-without a stop below its price (``"no_stop"``), volatility-target one whose
-volatility is not known yet (the first ``vol_window`` candles: ``"no_volatility"``).
+without a stop on its losing side (below a long's price, above a short's: distance
+``(price - stop) / price`` for a long, ``(stop - price) / price`` for a short; reason
+``"no_stop"``), volatility-target one whose volatility is not known yet (the first
+``vol_window`` candles: ``"no_volatility"``). A reversal whose new side cannot be
+sized that way only closes.
+
+Shorts use vectorbt's accounting with ``cash_sharing=True`` and without ``lock_cash``
+(the engine's, :mod:`tcp_lab.execution.account`): the portfolio keeps one cash and
+one free cash. A short sale adds its proceeds to the cash and takes twice its value
+(less the proceeds) from the free cash; covering gives that back. An all-in short sells
+what the free cash allows (``"no_cash"`` when there is none); a short of a value
+(fixed value, a fraction of equity) is not limited by it; a long buys with the cash,
+which holds the proceeds of the open shorts. So without margin rules the gross
+exposure can exceed the equity (an all-in short, then an all-in long of another symbol:
+three times it); keep sizes at fractions whose sum stays below 1 to trade unlevered.
+Covering a short, by signal or stop, buys at most what the cash allows.
 
 Risk-percent and volatility-target sizes are fractions of equity like fixed
-fraction, so they never borrow: an entry the cash cannot fund buys what the
-cash allows. The risk is measured from the bar's price (the close, or the open
-with ``price="next_open"``) before slippage and fees; the fees add to the loss
-at the stop.
+fraction: a long entry the cash cannot fund buys what the cash allows. The risk
+is measured from the bar's price (the close, or the open with
+``price="next_open"``) before slippage and fees; the fees add to the loss at the
+stop.
 """
 
 from __future__ import annotations

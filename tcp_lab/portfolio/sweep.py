@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from tcp_lab.backtest.metrics import METRIC_NAMES
-from tcp_lab.backtest.param_sweep import LOWER_IS_BETTER, _combos
+from tcp_lab.backtest.param_sweep import LOWER_IS_BETTER, grid_combinations
 from tcp_lab.backtest.sweep_chunk import strategy_class
 from tcp_lab.backtest.sweep_rank import rank_rows
 from tcp_lab.distributed import Task, broadcast, describe_executor, get_executor, run_tasks
@@ -31,7 +31,7 @@ from tcp_lab.portfolio.run import _universe, run_portfolio
 from tcp_lab.remote_code import check_importable
 from tcp_lab.strategies import BaseStrategy
 
-__all__ = ["sweep_portfolio", "PORTFOLIO_METRIC_NAMES"]
+__all__ = ["sweep_portfolio", "PORTFOLIO_METRIC_NAMES", "check_grid_options"]
 
 #: Metrics of a portfolio row (the sweep's, then the portfolio's own counts and sums).
 PORTFOLIO_METRIC_NAMES = (*METRIC_NAMES, "n_open_trades", "fees_paid", "final_equity",
@@ -39,6 +39,21 @@ PORTFOLIO_METRIC_NAMES = (*METRIC_NAMES, "n_open_trades", "fees_paid", "final_eq
 _LOWER_IS_BETTER = LOWER_IS_BETTER | {"fees_paid", "skipped_entries", "ambiguous_bars"}
 #: Combinations per cluster task (each is a whole portfolio run).
 TASK_COMBOS = 4
+
+
+def check_grid_options(options: Mapping[str, Any], owner: str) -> None:
+    """Reject ``parameters=`` among the options of a function that takes a grid.
+
+    Examples
+    --------
+    >>> check_grid_options({"parameters": {"fast": 5}}, "sweep_portfolio")
+    Traceback (most recent call last):
+    ...
+    tcp_lab.errors.ConfigError: sweep_portfolio: parameters= is not an option with a grid ...
+    """
+    if "parameters" in options:
+        raise ConfigError(f"{owner}: parameters= is not an option with a grid",
+                          hint="put the parameter values in grid=, e.g. {'fast': [5, 10]}")
 
 
 def run_portfolio_combos(cls: type[BaseStrategy], universe: Mapping[str, pd.DataFrame],
@@ -131,12 +146,10 @@ def sweep_portfolio(
         raise ConfigError(f"{owner}: unknown metric {metric!r}"
                           + (f"; did you mean {guess[0]!r}?" if guess else ""),
                           hint="metrics: " + ", ".join(PORTFOLIO_METRIC_NAMES))
-    if "parameters" in portfolio_options:
-        raise ConfigError(f"{owner}: parameters= is not an option of a sweep",
-                          hint="put the parameter values in grid=, e.g. {'fast': [5, 10]}")
+    check_grid_options(portfolio_options, owner)
     cls = strategy_class(strategy)
     universe = _universe(candles_by_symbol)
-    ids, combos = _combos(cls, grid, n_random, seed)
+    ids, combos = grid_combinations(cls, grid, n_random, seed)
     options = dict(portfolio_options)
     # the first combination runs here first: a bad option or universe fails at once,
     # with run_portfolio's own message

@@ -48,3 +48,36 @@ def coded_candles(close, codes, confidence, keep=None, timeframe: str = "1h",
         index=idx,
     )
     return df if keep is None else df[np.asarray(keep, dtype=bool)]
+
+
+#: ``volume`` bits read by :class:`CodedLS`: long entry, long exit, short entry, short exit.
+LE, LX, SE, SX = 1, 2, 4, 8
+
+
+class CodedLS(BaseStrategy):
+    """:class:`Coded` with short signals: ``volume`` holds the bits :data:`LE` ... :data:`SX`
+    (with ``shorts`` False only ``LE``/``LX`` are read, as entries and exits, and
+    ``direction="longshort"`` reverses on them); ``trade_count / 1000`` is the confidence.
+    With ``stop_distance`` > 0 the stop of a bar with ``LE`` is ``close * (1 - d * (1 +
+    confidence))``, of any other bar ``close * (1 + d * (1 + confidence))`` (above a short)."""
+
+    name = "coded_ls_test"
+    parameters = (Parameter("shorts", bool, True),
+                  Parameter("stop_distance", float, 0.0, min=0.0, max=0.5))
+
+    def compute(self, candles: pd.DataFrame) -> StrategyOutput:
+        code = candles["volume"].to_numpy().astype(np.int64)
+        i = candles.index
+        conf = candles["trade_count"].to_numpy() / 1000.0
+        d = self.params["stop_distance"]
+        sign = np.where((code & LE) != 0, -1.0, 1.0)
+        flag = lambda bit: pd.Series((code & bit) != 0, index=i)  # noqa: E731
+        shorts = self.params["shorts"]
+        return StrategyOutput(
+            entries=flag(LE), exits=flag(LX),
+            short_entries=flag(SE) if shorts else None,
+            short_exits=flag(SX) if shorts else None,
+            confidence=pd.Series(conf, index=i),
+            stop_price=(pd.Series(candles["close"].to_numpy() * (1 + sign * d * (1 + conf)),
+                                  index=i) if d > 0 else None),
+        )

@@ -135,3 +135,18 @@ def test_cash_rules_match_the_reference(universe, sizing, max_positions, fees):
     assert (p.cash >= -1e-9).all()
     if max_positions:
         assert (p.n_open <= max_positions).all()
+
+
+def test_risk_percent_reentry_after_a_stop_in_the_same_bar():
+    # the stop (2 % below) of the first long fills in bar 2, whose entry signal then buys at
+    # the close, sized by its own stop 2 % below: size 0.01 / 0.02, half the equity
+    close = [100.0, 100.0, 98.5, 98.5]
+    a = coded_candles(close, [0, ENTRY, ENTRY, 0], [0.0] * 4)
+    p = run_portfolio(Coded({"stop_distance": 0.02}), {"A": a}, sizing="risk_percent",
+                      size=0.01, fees=0.0)
+    assert list(p.orders["reason"]) == ["signal", "stop_loss", "signal"]
+    assert list(p.orders["side"]) == [1.0, -1.0, 1.0]
+    # 50 units bought at 100, sold at the stop 98; the equity before the bar is 5_000 of
+    # cash and the 50 units at this close (98.5): half of 9_925 is bought again
+    np.testing.assert_allclose((p.orders["size"] * p.orders["price"]).to_numpy(),
+                               [5_000.0, 4_900.0, 4_962.5], rtol=1e-12)

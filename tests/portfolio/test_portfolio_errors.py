@@ -54,8 +54,9 @@ def test_naive_timestamps_name_the_symbol(universe):
 
 
 @pytest.mark.parametrize("kw,match", [
-    ({"direction": "longshort"}, "direction='longshort' is not supported yet"),
-    ({"leverage": 3}, "leverage=3 is not supported yet"),
+    ({"direction": "short"}, r"run_portfolio: direction='short', expected one of \('long', "
+                             r"'longshort'\)"),
+    ({"leverage": 3}, "leverage=3 is not supported yet: margin.*liquidation are not implemented"),
     ({"max_positions": 0}, "max_positions=0"),
     ({"fees": 2}, "fees=2"),
 ])

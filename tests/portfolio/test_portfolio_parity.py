@@ -1,4 +1,5 @@
-"""Parity: one symbol equals run_backtest exactly; N symbols with ample cash equal N backtests."""
+"""Parity: one symbol equals run_backtest exactly; N symbols with ample cash equal N backtests
+(long-only and long/short)."""
 
 from __future__ import annotations
 
@@ -35,12 +36,13 @@ def _same_metrics(a, b):
         assert a[k] == b[k] or (np.isnan(a[k]) and np.isnan(b[k])), k
 
 
+@pytest.mark.parametrize("direction", ["long", "longshort"])
 @pytest.mark.parametrize("name,params", STRATEGIES)
 @pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: ",".join(o) or "default")
-def test_one_symbol_is_run_backtest(candles, name, params, opts):
+def test_one_symbol_is_run_backtest(candles, name, params, opts, direction):
     strategy = get_strategy(name, params)
-    b = run_backtest(strategy, candles, **opts)
-    p = run_portfolio(strategy, {"BTC/USDT": candles}, **opts)
+    b = run_backtest(strategy, candles, direction=direction, **opts)
+    p = run_portfolio(strategy, {"BTC/USDT": candles}, direction=direction, **opts)
     assert np.array_equal(p.equity.to_numpy(), b.equity.to_numpy())
     pd.testing.assert_index_equal(p.equity.index, b.equity.index)
     pd.testing.assert_frame_equal(p.trades.drop(columns="symbol"), b.trades)
@@ -49,15 +51,19 @@ def test_one_symbol_is_run_backtest(candles, name, params, opts):
     for k in ("n_open_trades", "fees_paid", "final_equity", "ambiguous_bars"):
         assert p.metrics[k] == b.metrics[k], k
     assert p.skipped.empty
+    if direction == "longshort":
+        assert set(b.trades["direction"]) == {"long", "short"}
 
 
+@pytest.mark.parametrize("direction", ["long", "longshort"])
 @pytest.mark.parametrize("sizing,size,bt", [("fixed_value", 2_500.0, {"size": 2_500.0,
                                                                        "size_type": "value"}),
                                             ("all_in", None, {})])
-def test_one_symbol_sizings_are_run_backtest(candles, sizing, size, bt):
+def test_one_symbol_sizings_are_run_backtest(candles, sizing, size, bt, direction):
     s = get_strategy("sma_cross", {"fast": 5, "slow": 20})
-    b = run_backtest(s, candles, stop_loss=0.004, **bt)
-    p = run_portfolio(s, {"X": candles}, sizing=sizing, size=size, stop_loss=0.004)
+    b = run_backtest(s, candles, stop_loss=0.004, direction=direction, **bt)
+    p = run_portfolio(s, {"X": candles}, sizing=sizing, size=size, stop_loss=0.004,
+                      direction=direction)
     assert np.array_equal(p.equity.to_numpy(), b.equity.to_numpy())
     pd.testing.assert_frame_equal(p.trades.drop(columns="symbol"), b.trades)
 
@@ -75,13 +81,15 @@ def _universe(n_symbols: int, n: int = 1500):
     return out
 
 
+@pytest.mark.parametrize("direction", ["long", "longshort"])
 @pytest.mark.parametrize("opts", [{}, {"stop_loss": 0.004, "take_profit": 0.008},
                                   {"price": "next_open", "trailing_stop": 0.004}],
                          ids=["signals", "levels", "next_open"])
-def test_ample_cash_is_the_sum_of_backtests(opts):
+def test_ample_cash_is_the_sum_of_backtests(opts, direction):
     universe = _universe(4)
     s = get_strategy("sma_cross", {"fast": 5, "slow": 20})
     value, init = 1_000.0, 100_000.0
+    opts = {**opts, "direction": direction}
     p = run_portfolio(s, universe, sizing="fixed_value", size=value, init_cash=init, **opts)
     assert p.skipped.empty
     assert (p.cash > 0).all()
