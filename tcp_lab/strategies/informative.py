@@ -157,7 +157,9 @@ def with_informative(strategy: BaseStrategy, candles: pd.DataFrame, *,
         Candles of the other symbols the strategy reads, by symbol, at any timeframe
         that divides the informative one.
     symbol
-        The strategy's own symbol (an informative entry naming it means the own candles).
+        The strategy's own symbol (an informative entry naming it means the own candles;
+        their columns are added under the name the entry gives as well, so a strategy
+        reading ``("1h", "ETH/USDT")`` runs on ETH/USDT too, e.g. in a portfolio).
 
     Returns
     -------
@@ -173,8 +175,7 @@ def with_informative(strategy: BaseStrategy, candles: pd.DataFrame, *,
     specs = informative_specs(strategy)
     if not specs:
         return candles
-    names = [informative_name(f, tf, s if s != symbol else None) for tf, s in specs
-             for f in FIELDS]
+    names = [informative_name(f, tf, s) for tf, s in specs for f in FIELDS]
     if all(n in candles.columns for n in names):
         return candles
     from tcp_lab.backtest.engine import candle_timeframe
@@ -184,8 +185,8 @@ def with_informative(strategy: BaseStrategy, candles: pd.DataFrame, *,
     own = strip_informative(candles)[list(CANDLE_COLUMNS)]
     own_tf = candle_timeframe(own.index, timeframe)  # one candle: pass timeframe=
     columns: dict[str, Any] = {}
-    for tf, sym in specs:
-        sym = None if sym == symbol else sym
+    for tf, named in specs:
+        sym = None if named == symbol else named
         src = _source(label, sym, own, others, symbol, tf)
         src = strip_informative(src)[list(CANDLE_COLUMNS)]
         if sym is not None and src.empty:
@@ -202,8 +203,9 @@ def with_informative(strategy: BaseStrategy, candles: pd.DataFrame, *,
         higher = src if src_tf.us == tf.us else resample_candles(
             src, tf, source_timeframe=src_tf, name=f"{sym or 'own'} candles")
         aligned = align(higher.assign(ts=higher.index), candles)
-        for f in FIELDS:
-            columns[informative_name(f, tf, sym)] = aligned[f].to_numpy()
+        for f in FIELDS:  # an entry naming the own symbol: its columns under that name too
+            for sym_name in {sym, named}:
+                columns[informative_name(f, tf, sym_name)] = aligned[f].to_numpy()
     out = candles.copy()
     for name, values in columns.items():
         out[name] = values

@@ -122,3 +122,21 @@ def test_contribution_sums_to_equity_and_order_of_entries():
     # without confidence: by symbol name
     p = run_portfolio(Coded({"confident": False}), {"B": b, "A": a}, fees=0.0)
     assert list(p.trades["symbol"]) == ["A"]
+
+
+def test_informative_symbols_of_the_universe_are_run_backtest():
+    """A strategy reading ETH/USDT's hourly close trades ETH/USDT too: there it reads its own
+    candles (under the name it asked for), elsewhere ETH's, as run_backtest gives them."""
+    from tests.fixtures.informative_strategies import HourTrend
+
+    universe = {"BTC/USDT": make_candles(3000, seed=1),
+                "ETH/USDT": make_candles(3000, seed=2, start_price=2000.0)}
+    value, init = 1_000.0, 100_000.0
+    p = run_portfolio(HourTrend(), universe, sizing="fixed_value", size=value, init_cash=init)
+    assert p.skipped.empty and (p.cash > 0).all()
+    for sym, c in universe.items():
+        b = run_backtest(HourTrend(), c, size=value, size_type="value", init_cash=init,
+                         symbol=sym, informative={"ETH/USDT": universe["ETH/USDT"]})
+        assert len(b.trades) > 0
+        pd.testing.assert_series_equal(p.contribution[sym], b.equity - init, check_names=False,
+                                       rtol=1e-12, atol=1e-9)
