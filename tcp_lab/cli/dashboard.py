@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 
@@ -31,10 +32,19 @@ def _dashboard(args: argparse.Namespace) -> int:
     urls = settings.redacted()
     print(f"dashboard: http://127.0.0.1:{args.port}/  (store {urls['database_url']}, bus "
           f"{urls['redis_url']}; Ctrl-C stops it)", flush=True)
+    server = subprocess.Popen(cmd, env=env, cwd=settings.root)
+    # `kill` of this command stops Voila too (it shuts its kernels down): without this the
+    # server and its kernels outlived the command that started them
+    previous = signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     try:
-        return subprocess.run(cmd, env=env, cwd=settings.root, check=False).returncode
-    except KeyboardInterrupt:
-        return 0
+        while True:
+            try:
+                code = server.wait()
+                return 128 - code if code < 0 else code  # killed by signal N: 128 + N
+            except KeyboardInterrupt:  # Ctrl-C reached Voila as well; let it finish
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -41,4 +41,39 @@ def test_dashboard_runs_a_backtest_and_a_bot_in_the_browser(browser_page, tmp_pa
         click_through(page, page_log, url, log, shots)
     assert sorted(p.name for p in shots.iterdir()) == [
         "1-rendered.png", "2-backtest.png", "2b-portfolio.png", "3-bot-running.png",
-            "4-bot-stopped.png"]
+        "4-bot-stopped.png"]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_stopping_the_command_stops_voila_and_its_kernel(tmp_path):
+    """``kill`` of ``tcp-lab dashboard`` ends the Voila server and the page's kernel (they
+    outlived it before, half a GB each)."""
+    import signal
+    import urllib.request
+
+    import psutil
+
+    with start_dashboard(ROOT, tmp_path) as (url, _):
+        with urllib.request.urlopen(url, timeout=240) as page:  # the page starts a kernel
+            assert b"tcp_lab" in page.read()
+        command = psutil.Process(_command_pid(url))
+        family = command.children(recursive=True)
+        assert any("ipykernel" in " ".join(p.cmdline()) for p in family), family
+        command.send_signal(signal.SIGTERM)
+        command.wait(60)
+        _, alive = psutil.wait_procs(family, timeout=60)
+        assert not alive, [" ".join(p.cmdline())[:120] for p in alive]
+
+
+def _command_pid(url: str) -> int:
+    """The ``python -m tcp_lab dashboard`` process serving ``url``."""
+    import psutil
+
+    port = url.rsplit(":", 1)[1].strip("/")
+    for p in psutil.process_iter(["cmdline"]):
+        if p.info["cmdline"] and p.info["cmdline"][-1] == f"--port={port}" and \
+                "dashboard" in p.info["cmdline"]:
+            return p.pid
+    raise AssertionError(f"no tcp-lab dashboard process on port {port}")
