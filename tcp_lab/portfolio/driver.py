@@ -61,6 +61,13 @@ SIZE_STATIC, SIZE_EQUITY_FRACTION, SIZE_RISK = 0, 1, 2
 SKIP_REASONS = ("max_positions", "no_cash", "no_stop", "no_volatility")
 
 
+@njit(cache=True, inline="always")
+def _cell_nb(a, t, s):
+    """``a[t, s]`` of a ``(T, S)`` array, or its one value when it is ``(1, 1)`` (the same for
+    every bar and symbol)."""
+    return a[t if a.shape[0] > 1 else 0, s if a.shape[1] > 1 else 0]
+
+
 @njit(cache=True)
 def _step_nb(states, s, t, cash, free_cash, o, h, lo, c, le, lx, se, sx, sp, tp, at_open,
              use_levels, opts, fills, orders, n_orders, trips, n_trips, entry_idx, order_sym,
@@ -93,7 +100,8 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
     ----------
     open_, high, low, close
         float64 ``(T, S)``: candle of each symbol at each close time of the
-        union (anything where ``has_bar`` is False).
+        union (anything where ``has_bar`` is False). The open, high and low are
+        read only with ``at_open`` or live levels (the caller may pass ``close``).
     has_bar
         bool ``(T, S)``: the symbol has a candle at that time.
     le, lx, se, sx
@@ -106,7 +114,8 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
     has_levels
         bool ``(S,)``: the strategy set levels for that symbol.
     confidence
-        float64 ``(T, S)``: ordering key of entries (``-inf``: none).
+        float64 ``(T, S)``: ordering key of entries (``-inf``: none), or ``(1, 1)``
+        when no symbol has one.
     at_open
         Signals fill at the bar's open (``price="next_open"``).
     opts
@@ -215,7 +224,7 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
         for a in range(1, n_enter):
             s = entering[a]
             b = a - 1
-            while b >= 0 and confidence[t, entering[b]] < confidence[t, s]:
+            while b >= 0 and _cell_nb(confidence, t, entering[b]) < _cell_nb(confidence, t, s):
                 entering[b + 1] = entering[b]
                 b -= 1
             entering[b + 1] = s
@@ -241,8 +250,7 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
             sp = stop_price[t, s] if has_levels[s] else np.nan
             tp = target_price[t, s] if has_levels[s] else np.nan
             if size_mode != SIZE_STATIC:
-                f = fraction[t if fraction.shape[0] > 1 else 0, s if fraction.shape[1] > 1
-                             else 0]
+                f = _cell_nb(fraction, t, s)
                 if size_mode == SIZE_RISK:  # the stop's share of the price: risk / it
                     px = open_[t, s] if at_open else close[t, s]
                     if sp == sp:  # the stop is below a long's price, above a short's

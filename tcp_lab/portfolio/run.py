@@ -200,22 +200,33 @@ def run_portfolio(
     for c in list(frames.values())[1:]:
         index = index.union(c.index)
     n_t, n_s = len(index), len(symbols)
-    bars = {k: np.zeros((n_t, n_s)) for k in ("open", "high", "low", "close")}
-    has_bar = np.zeros((n_t, n_s), dtype=bool)
-    le, lx, se, sx = (np.zeros((n_t, n_s), dtype=bool) for _ in range(4))
-    conf = np.full((n_t, n_s), -np.inf)
-    has_levels = np.zeros(n_s, dtype=bool)
-    levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    outputs = {}
-    for j, s in enumerate(symbols):
+    outputs, signals = {}, {}
+    for s in symbols:
         c = frames[s]
-        rows = index.get_indexer(c.index)
         # informative series: the own symbol's from its candles, others' from the universe
         view = with_informative(strategy, c, timeframe=tfs[s], others=frames, symbol=s)
-        output = check_output(strategy.compute(view), view, repr(strategy))
-        outputs[s] = output
-        (e, x, short_e, short_x), stop, target = engine_signals(output, opts, shift)
-        for k in bars:
+        outputs[s] = check_output(strategy.compute(view), view, repr(strategy))
+        signals[s] = engine_signals(outputs[s], opts, shift)
+    has_levels = np.array([len(signals[s][1]) > 0 for s in symbols], dtype=bool)
+    # Fresh (T, S) arrays cost their page faults when first written (~80 MB each at 100
+    # symbols x 100k candles): the open, high and low are only read for orders at the open
+    # and for stops and targets, the confidence only when the strategy gives one.
+    ohl = shift or bool(opts.stop_loss or opts.take_profit or opts.trailing_stop
+                        or has_levels.any())
+    close = np.zeros((n_t, n_s))
+    bars = {k: np.zeros((n_t, n_s)) if ohl else close for k in ("open", "high", "low")}
+    bars["close"] = close
+    has_bar = np.zeros((n_t, n_s), dtype=bool)
+    le, lx, se, sx = (np.zeros((n_t, n_s), dtype=bool) for _ in range(4))
+    confident = any(outputs[s].confidence is not None for s in symbols)
+    conf = np.full((n_t, n_s) if confident else (1, 1), -np.inf)
+    levels: dict[int, tuple[np.ndarray | slice, np.ndarray, np.ndarray]] = {}
+    for j, s in enumerate(symbols):
+        c, output = frames[s], outputs[s]
+        # the symbol's rows of the union (a slice when it has every close time: no gather)
+        rows = slice(None) if c.index.equals(index) else index.get_indexer(c.index)
+        (e, x, short_e, short_x), stop, target = signals[s]
+        for k in ("open", "high", "low", "close") if ohl else ("close",):
             bars[k][rows, j] = c[k].to_numpy(dtype=np.float64)
         has_bar[rows, j] = True
         le[rows, j], lx[rows, j], se[rows, j], sx[rows, j] = e, x, short_e, short_x
@@ -225,7 +236,6 @@ def run_portfolio(
                 cf = np.concatenate(([np.nan], cf[:-1]))
             conf[rows, j] = np.where(np.isnan(cf), -np.inf, cf)
         if len(stop):
-            has_levels[j] = True
             levels[j] = (rows, stop, target)
     if sz.mode == SIZE_RISK and not opts.stop_loss and not has_levels.any():
         raise ConfigError(f"{_OWNER}: sizing='risk_percent' needs a stop to measure the risk: "
