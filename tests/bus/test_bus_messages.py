@@ -248,3 +248,17 @@ def test_candle_frame_round_trip_and_corrections():
     out = candles_from_messages([*msgs, fixed])
     assert out["close"].tolist() == [11.9, 11.2]
     assert candles_from_messages([]).empty
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_the_fast_path_reads_encoded_times_as_the_general_one(when):
+    """A time as encode writes it ("…ffffffZ") parses to the same UTC µs Timestamp through the
+    fast path as through to_utc_timestamp."""
+    from tcp_lab.bus.messages import _format_utc, _to_utc
+    from tcp_lab.timeframes import to_utc_timestamp
+
+    text = _format_utc(pd.Timestamp(when, tz="UTC"))
+    fast = _to_utc(text)
+    general = to_utc_timestamp(text, name="time").floor("us").as_unit("us")
+    assert fast == general and fast.unit == "us" and fast.tzinfo is UTC
