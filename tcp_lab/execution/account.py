@@ -32,8 +32,8 @@ _REL_TOL, _ABS_TOL = 1e-9, 1e-12  # vectorbt's float tolerances
 _MIN_SIZE = 1e-8  # vectorbt's default min_size
 
 #: Why a fill happened (``exit_reason`` of the round trip it closes).
-REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "reversal")
-R_SIGNAL, R_STOP, R_TARGET, R_TRAIL, R_REVERSAL = 0, 1, 2, 3, 4
+REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "reversal", "liquidation")
+R_SIGNAL, R_STOP, R_TARGET, R_TRAIL, R_REVERSAL, R_LIQUIDATION = 0, 1, 2, 3, 4, 5
 
 #: One account, in this order.
 STATE_FIELDS = (

@@ -21,8 +21,19 @@ entry): any signal that may open or reverse a position. A bar's signals *open* a
 position when the symbol is flat before its bar and they make an order (the kernel's
 conflict rules, :func:`~tcp_lab.execution.kernel.opening_side_nb`); only those count
 against ``max_positions`` and are recorded when skipped. A reversal keeps the
-count of open positions. Arrays in, arrays out; pandas lives in
-:mod:`tcp_lab.portfolio.run`.
+count of open positions.
+
+**Leverage** (``credit_rate`` = leverage - 1 > 0): before each symbol's bar the
+account may borrow up to ``credit_rate`` times its equity (cash plus positions at
+their last close): that credit is added to the cash and the free cash the kernel
+sees and taken off again after the bar, so an entry buys (or sells short) with the
+cash plus the credit, and a borrowed cash shows as a negative cash. At the end of
+each close time, once the positions are valued at their latest closes, an account
+whose equity is below ``maintenance`` times the gross value of its positions is
+**liquidated**: every position is closed at its symbol's latest close (with the
+slippage and fees of any order; exit reason ``"liquidation"``). An account whose
+equity is then zero or less opens nothing more (entries skipped as ``"no_cash"``).
+Arrays in, arrays out; pandas lives in :mod:`tcp_lab.portfolio.run`.
 """
 
 from __future__ import annotations
@@ -38,13 +49,16 @@ from tcp_lab.execution.account import (
     N_FILL,
     N_STATE,
     POSITION,
+    R_LIQUIDATION,
     open_account_nb,
 )
 from tcp_lab.execution.kernel import (
     O_SIZE,
+    O_SLIPPAGE,
     O_STOP_LOSS,
     O_TRAIL,
     bar_nb,
+    exit_nb,
     levels_on_nb,
     opening_side_nb,
     quiet_bar_nb,
@@ -69,16 +83,34 @@ def _cell_nb(a, t, s):
 
 
 @njit(cache=True)
-def _step_nb(states, s, t, cash, free_cash, o, h, lo, c, le, lx, se, sx, sp, tp, at_open,
-             use_levels, opts, fills, orders, n_orders, trips, n_trips, entry_idx, order_sym,
-             trip_sym):
+def _equity_nb(cash, states, mark):
+    """Cash plus every position at its symbol's last close."""
+    total = cash
+    for s in range(states.shape[0]):
+        total += states[s, POSITION] * mark[s]
+    return total
+
+
+@njit(cache=True)
+def _step_nb(states, s, t, cash, free_cash, credit, o, h, lo, c, le, lx, se, sx, sp, tp,
+             at_open, use_levels, opts, fills, orders, n_orders, trips, n_trips, entry_idx,
+             order_sym, trip_sym):
     """One symbol's bar on its own state with the shared ``cash`` and ``free_cash``
-    loaded (its ``position`` and ``debt`` are its own); returns (cash, free_cash,
-    n_orders, n_trips)."""
+    loaded, plus the ``credit`` it may borrow (its ``position`` and ``debt`` are its
+    own); returns (cash, free_cash, n_orders, n_trips) without the credit."""
     st = states[s]
-    st[CASH] = cash
-    st[FREE_CASH] = free_cash
+    st[CASH] = cash + credit
+    st[FREE_CASH] = free_cash + credit
     k = bar_nb(st, o, h, lo, c, le, lx, se, sx, sp, tp, at_open, use_levels, opts, fills)
+    n_orders, n_trips = _book_nb(s, t, k, fills, orders, n_orders, trips, n_trips, entry_idx,
+                                 order_sym, trip_sym)
+    return st[CASH] - credit, st[FREE_CASH] - credit, n_orders, n_trips
+
+
+@njit(cache=True, inline="always")
+def _book_nb(s, t, k, fills, orders, n_orders, trips, n_trips, entry_idx, order_sym,
+             trip_sym):
+    """Record the first ``k`` of ``fills`` for symbol ``s``; returns (n_orders, n_trips)."""
     for j in range(k):
         n0, m0 = n_orders, n_trips
         n_orders, n_trips, entry_idx[s] = _record_nb(t, fills[j], orders, n_orders, trips,
@@ -87,13 +119,13 @@ def _step_nb(states, s, t, cash, free_cash, o, h, lo, c, le, lx, se, sx, sp, tp,
             order_sym[q] = s
         for q in range(m0, n_trips):
             trip_sym[q] = s
-    return st[CASH], st[FREE_CASH], n_orders, n_trips
+    return n_orders, n_trips
 
 
 @njit(cache=True)
 def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_price, target_price,
                      has_levels, confidence, at_open, opts, size_mode, fraction,
-                     max_positions, init_cash):
+                     max_positions, init_cash, credit_rate, maintenance):
     """Run one strategy's signals on several symbols from one cash account.
 
     Parameters
@@ -133,12 +165,16 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
         Cap on open positions (``S`` or more: none).
     init_cash
         Starting cash.
+    credit_rate, maintenance
+        Leverage - 1 (0: no borrowing, no liquidation) and the maintenance margin
+        rate (see the module docstring).
 
     Returns
     -------
     equity, cash : ndarray ``(T,)``
         At each close time: cash plus every position at its symbol's last close
-        (a short's value is negative; the cash holds its sale proceeds).
+        (a short's value is negative; the cash holds its sale proceeds, and is
+        negative while it is borrowed).
     value, pnl : ndarray ``(T, S)``
         Position value (negative for a short), and P&L so far (cash flows plus
         position value), per symbol.
@@ -168,10 +204,11 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
                 n_le += 1
             if le[t, s] or lx[t, s] or se[t, s] or sx[t, s]:
                 n_sig += 1
-    orders = np.empty((2 * n_sig + n_s, 6))
-    order_sym = np.empty(2 * n_sig + n_s, dtype=np.int64)
-    trips = np.empty((2 * n_sig + 2 * n_s, 13))
-    trip_sym = np.empty(2 * n_sig + 2 * n_s, dtype=np.int64)
+    n_cap = 2 * n_sig + n_s + n_le  # + a liquidation per position opened
+    orders = np.empty((n_cap, 6))
+    order_sym = np.empty(n_cap, dtype=np.int64)
+    trips = np.empty((n_cap + n_s, 13))
+    trip_sym = np.empty(n_cap + n_s, dtype=np.int64)
     skipped = np.empty((n_le, 3))
     n_orders = n_trips = n_skipped = 0
     entry_idx = np.full(n_s, -1, dtype=np.int64)
@@ -190,6 +227,7 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
     pnl = np.empty((n_t, n_s))
     n_open_out = np.empty(n_t, dtype=np.int64)
     n_open = 0
+    blown = False  # liquidated to nothing: no more entries
     for t in range(n_t):
         if not at_open:  # orders at the close: positions are valued at this close
             for s in range(n_s):
@@ -214,10 +252,13 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
             before = cash
             sp = stop_price[t, s] if has_levels[s] else np.nan
             tp = target_price[t, s] if has_levels[s] else np.nan
+            credit = 0.0
+            if credit_rate > 0.0:
+                credit = max(credit_rate * _equity_nb(cash, states, mark), 0.0)
             cash, free_cash, n_orders, n_trips = _step_nb(
-                states, s, t, cash, free_cash, open_[t, s], high[t, s], low[t, s], close[t, s],
-                False, lx[t, s], False, sx[t, s], sp, tp, at_open, use_levels[s], opts, fills,
-                orders, n_orders, trips, n_trips, entry_idx, order_sym, trip_sym)
+                states, s, t, cash, free_cash, credit, open_[t, s], high[t, s], low[t, s],
+                close[t, s], False, lx[t, s], False, sx[t, s], sp, tp, at_open, use_levels[s],
+                opts, fills, orders, n_orders, trips, n_trips, entry_idx, order_sym, trip_sym)
             flow[s] += cash - before
             n_open += (1 if st[POSITION] != 0.0 else 0) - (1 if was_open else 0)
         # 2. entries: confidence descending, then symbol position (insertion sort: few)
@@ -229,10 +270,8 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
                 b -= 1
             entering[b + 1] = s
         eq_now = 0.0
-        if size_mode != SIZE_STATIC and n_enter > 0:
-            eq_now = cash
-            for s in range(n_s):
-                eq_now += states[s, POSITION] * mark[s]
+        if (size_mode != SIZE_STATIC or credit_rate > 0.0) and n_enter > 0:
+            eq_now = _equity_nb(cash, states, mark)
         for a in range(n_enter):
             s = entering[a]
             st = states[s]
@@ -243,7 +282,11 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
             side = opening_side_nb(le[t, s], lx[t, s], se[t, s], sx[t, s])
             entry = not was_open and side != 0
             go = True
-            if entry and n_open >= max_positions:
+            if entry and blown:
+                go = False
+                skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = t, s, 1
+                n_skipped += 1
+            elif entry and n_open >= max_positions:
                 go = False
                 skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = t, s, 0
                 n_skipped += 1
@@ -271,11 +314,12 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
                 opts[O_SIZE] = f * eq_now
             before = cash
             entries = st[N_ENTRIES]
+            credit = max(credit_rate * eq_now, 0.0) if credit_rate > 0.0 else 0.0
             cash, free_cash, n_orders, n_trips = _step_nb(
-                states, s, t, cash, free_cash, open_[t, s], high[t, s], low[t, s], close[t, s],
-                go and le[t, s], lx[t, s], go and se[t, s], sx[t, s], sp, tp, at_open,
-                use_levels[s], opts, fills, orders, n_orders, trips, n_trips, entry_idx,
-                order_sym, trip_sym)
+                states, s, t, cash, free_cash, credit, open_[t, s], high[t, s], low[t, s],
+                close[t, s], go and le[t, s], lx[t, s], go and se[t, s], sx[t, s], sp, tp,
+                at_open, use_levels[s], opts, fills, orders, n_orders, trips, n_trips,
+                entry_idx, order_sym, trip_sym)
             if entry and go and st[N_ENTRIES] == entries:
                 skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = t, s, 1
                 n_skipped += 1
@@ -286,6 +330,25 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
             for s in range(n_s):
                 if has_bar[t, s]:
                     mark[s] = close[t, s]
+        if credit_rate > 0.0 and n_open > 0:  # the maintenance margin, at the closes
+            gross = 0.0
+            for s in range(n_s):
+                gross += abs(states[s, POSITION]) * mark[s]
+            if _equity_nb(cash, states, mark) < maintenance * gross:
+                for s in range(n_s):
+                    st = states[s]
+                    if st[POSITION] == 0.0:
+                        continue
+                    before = cash
+                    st[CASH] = cash + gross  # whatever it takes to buy back a short
+                    st[FREE_CASH] = free_cash + gross
+                    if exit_nb(st, mark[s], opts[O_SLIPPAGE], R_LIQUIDATION, opts, fills[0]):
+                        n_orders, n_trips = _book_nb(s, t, 1, fills, orders, n_orders, trips,
+                                                     n_trips, entry_idx, order_sym, trip_sym)
+                    cash, free_cash = st[CASH] - gross, st[FREE_CASH] - gross
+                    flow[s] += cash - before
+                    n_open -= 1 if st[POSITION] == 0.0 else 0
+                blown = _equity_nb(cash, states, mark) <= 0.0
         total = cash
         for s in range(n_s):
             v = states[s, POSITION] * mark[s]

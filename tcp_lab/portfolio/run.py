@@ -68,6 +68,7 @@ def run_portfolio(
     take_profit: float | None = None,
     trailing_stop: float | None = None,
     leverage: float = 1.0,
+    maintenance_margin: float = 0.005,
     timeframe: str | Timeframe | None = None,
     exchange: str | None = None,
     risk_free_rate: float = 0.0,
@@ -117,8 +118,17 @@ def run_portfolio(
     direction
         ``"long"`` or ``"longshort"`` (as for ``run_backtest``: short signals
         open shorts; without them an exit reverses a long into a short).
-    leverage
-        ``1.0`` only: margin and liquidation are not implemented yet.
+    leverage, maintenance_margin
+        With ``leverage`` above 1 the account may borrow up to ``leverage - 1``
+        times its equity (a cross-margin account in the quote currency, as for
+        perpetual futures): ``"all_in"`` buys up to ``leverage`` times the
+        equity, ``"equal"`` ``leverage / max_positions`` of it per entry,
+        ``"fixed_fraction"`` takes a ``size`` up to ``leverage`` and
+        ``"volatility_target"`` caps at ``leverage``. At each close time an
+        account whose equity is below ``maintenance_margin`` times the gross
+        value of its positions is liquidated: every position closes at its
+        symbol's latest close (exit reason ``"liquidation"``). No funding
+        payments or borrowing interest yet. See :mod:`tcp_lab.portfolio.driver`.
     timeframe
         Timeframe of every symbol's candles (inferred, and required to agree, when omitted).
     exchange
@@ -135,8 +145,8 @@ def run_portfolio(
     Raises
     ------
     ConfigError
-        Unknown sizing, bad size, empty mapping, an unknown direction, leverage other
-        than 1, risk-percent sizing without any stop.
+        Unknown sizing, bad size, empty mapping, an unknown direction, leverage below
+        1 or a maintenance margin outside [0, 1), risk-percent sizing without any stop.
     DataError
         Invalid candles (naive timestamps, too few rows), or timeframes that differ.
     StrategyError
@@ -162,17 +172,21 @@ def run_portfolio(
                           hint="pass the parameters to the strategy, or the strategy by name")
     if not isinstance(strategy, BaseStrategy):
         raise StrategyError(f"{_OWNER}: expected a strategy, got {type(strategy).__name__}")
-    if isinstance(leverage, bool) or not isinstance(leverage, int | float) or leverage != 1:
-        raise ConfigError(f"{_OWNER}: leverage={leverage!r} is not supported yet: margin, "
-                          "maintenance margin and liquidation are not implemented",
-                          hint="leave leverage=1.0 (shorts need none: direction='longshort')")
+    if isinstance(leverage, bool) or not isinstance(leverage, int | float) or not (
+            1 <= leverage < math.inf):
+        raise ConfigError(f"{_OWNER}: leverage={leverage!r}, expected a number >= 1",
+                          hint="e.g. leverage=3 to hold up to 3 times the equity")
+    if isinstance(maintenance_margin, bool) or not isinstance(
+            maintenance_margin, int | float) or not 0 <= maintenance_margin < 1:
+        raise ConfigError(f"{_OWNER}: maintenance_margin={maintenance_margin!r}, expected a "
+                          "rate in [0, 1)", hint="e.g. maintenance_margin=0.005 (0.5 %)")
     universe = _universe(candles_by_symbol)
     symbols = list(universe)
     if max_positions is not None and (isinstance(max_positions, bool) or not isinstance(
             max_positions, int | np.integer) or max_positions < 1):
         raise ConfigError(f"{_OWNER}: max_positions={max_positions!r}, expected a whole "
                           "number >= 1 or None", hint="e.g. max_positions=5")
-    sz = parse_sizing(sizing, size, max_positions, len(symbols))
+    sz = parse_sizing(sizing, size, max_positions, len(symbols), leverage=float(leverage))
     window = check_vol_window(vol_window, sz.name)
     opts = TradingOptions.from_mapping(
         dict(fees=fees, slippage=slippage, init_cash=init_cash, size=sz.size,
@@ -244,7 +258,8 @@ def run_portfolio(
                                "that sets stop_price")
     fraction = np.array([[sz.fraction if sz.mode else 0.0]])
     if sz.name == "volatility_target":
-        fraction = _volatility_fraction(frames, index, sz.fraction, window, tf, shift)
+        fraction = _volatility_fraction(frames, index, sz.fraction, window, tf, shift,
+                                        float(leverage))
     stop_a = target_a = np.zeros((0, n_s))
     if levels:
         stop_a, target_a = np.full((n_t, n_s), np.nan), np.full((n_t, n_s), np.nan)
@@ -254,9 +269,11 @@ def run_portfolio(
         bars["open"], bars["high"], bars["low"], bars["close"], has_bar, le, lx, se, sx, stop_a,
         target_a, has_levels, conf, shift, opts.kernel_options(), sz.mode, fraction,
         n_s if max_positions is None else int(max_positions),
-        float(opts.init_cash))
+        float(opts.init_cash), float(leverage) - 1.0, float(maintenance_margin))
     options = opts.to_dict() | {"sizing": sz.name, "sizing_size": size,
-                                "max_positions": max_positions, "risk_free_rate":
+                                "max_positions": max_positions, "leverage": float(leverage),
+                                "maintenance_margin": float(maintenance_margin),
+                                "risk_free_rate":
                                 float(risk_free_rate)}
     if sz.name == "volatility_target":
         options["vol_window"] = window
@@ -266,11 +283,12 @@ def run_portfolio(
 
 
 def _volatility_fraction(frames: Mapping[str, pd.DataFrame], index: pd.DatetimeIndex,
-                         target: float, window: int, tf: Timeframe, shift: bool) -> np.ndarray:
+                         target: float, window: int, tf: Timeframe, shift: bool,
+                         cap: float = 1.0) -> np.ndarray:
     """``(T, S)`` share of equity per entry for a volatility target: ``target / sigma``
-    (at most 1), sigma each symbol's annualised volatility of log returns over its last
-    ``window`` candles up to the bar (up to the bar before with orders at the open);
-    NaN where it is not known yet."""
+    (at most ``cap``, the leverage), sigma each symbol's annualised volatility of log
+    returns over its last ``window`` candles up to the bar (up to the bar before with
+    orders at the open); NaN where it is not known yet."""
     out = np.full((len(index), len(frames)), np.nan)
     for j, c in enumerate(frames.values()):
         returns = np.log(c["close"]).diff()
@@ -278,5 +296,5 @@ def _volatility_fraction(frames: Mapping[str, pd.DataFrame], index: pd.DatetimeI
         if shift:
             sigma = np.concatenate(([np.nan], sigma[:-1]))
         with np.errstate(divide="ignore"):  # a flat stretch: no volatility, all of the equity
-            out[index.get_indexer(c.index), j] = np.minimum(target / sigma, 1.0)
+            out[index.get_indexer(c.index), j] = np.minimum(target / sigma, cap)
     return out

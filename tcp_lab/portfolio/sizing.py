@@ -5,19 +5,20 @@
                            entry (``run_backtest``'s ``size=1.0, size_type="percent"``),
                            all of the free cash at a short entry
 ``"fixed_value"``          ``size`` in quote currency per entry (``size_type="value"``)
-``"fixed_fraction"``       ``size`` (0 < size <= 1) of the portfolio equity before the
-                           symbol's bar, per entry
-``"equal"``                equity / ``max_positions`` per entry (equity / number of
-                           symbols without a cap)
+``"fixed_fraction"``       ``size`` (0 < size <= leverage) of the portfolio equity
+                           before the symbol's bar, per entry
+``"equal"``                leverage * equity / ``max_positions`` per entry (/ number
+                           of symbols without a cap)
 ``"risk_percent"``         ``size`` (0 < size <= 1) of the equity is what the entry
                            loses if its stop is hit: it trades ``size * equity /
                            distance``, where distance is the stop's share of the price
                            (the strategy's ``stop_price`` for that entry, else
                            ``stop_loss``); needs one of them
 ``"volatility_target"``    ``size`` is an annual volatility (0.2 = 20 %): the entry trades
-                           ``size / sigma`` of the equity (at most all of it), sigma the
-                           symbol's annualised volatility of log returns over the last
-                           ``vol_window`` candles known at the order
+                           ``size / sigma`` of the equity (at most ``leverage`` times
+                           it), sigma the symbol's annualised volatility of log
+                           returns over the last ``vol_window`` candles known at the
+                           order
 =========================  ========================================================
 
 A value is what a long entry buys and what a short entry sells; the new side of a
@@ -47,7 +48,13 @@ three times it); keep sizes at fractions whose sum stays below 1 to trade unleve
 Covering a short, by signal or stop, buys at most what the cash allows.
 
 Risk-percent and volatility-target sizes are fractions of equity like fixed
-fraction: a long entry the cash cannot fund buys what the cash allows. The risk
+fraction: a long entry the cash cannot fund buys what the cash allows.
+
+With ``leverage`` above 1 (``run_portfolio(leverage=, maintenance_margin=)``) "the
+cash" above is the cash plus the credit: up to ``leverage - 1`` times the equity may
+be borrowed at each entry, so ``"all_in"`` holds up to ``leverage`` times the equity;
+the account is liquidated when its equity falls below the maintenance margin of its
+positions (:mod:`tcp_lab.portfolio.driver`). The risk
 is measured from the bar's price (the close, or the open with
 ``price="next_open"``) before slippage and fees; the fees add to the loss at the
 stop.
@@ -83,7 +90,7 @@ class Sizing:
 
 
 def parse_sizing(sizing: str, size: float | None, max_positions: int | None,
-                 n_symbols: int) -> Sizing:
+                 n_symbols: int, *, leverage: float = 1.0) -> Sizing:
     """Check ``sizing``/``size`` and turn them into a :class:`Sizing`.
 
     Raises
@@ -107,7 +114,7 @@ def parse_sizing(sizing: str, size: float | None, max_positions: int | None,
         if sizing == "all_in":
             return Sizing(sizing, 1.0, "percent", SIZE_STATIC, math.nan)
         k = max_positions if max_positions is not None else n_symbols
-        return Sizing(sizing, 1.0, "value", SIZE_EQUITY_FRACTION, 1.0 / k)
+        return Sizing(sizing, 1.0, "value", SIZE_EQUITY_FRACTION, leverage / k)
     if sizing == "fixed_value":
         if not number:
             raise ConfigError(f"{owner}: sizing='fixed_value' needs size= a positive quote "
@@ -120,9 +127,10 @@ def parse_sizing(sizing: str, size: float | None, max_positions: int | None,
                               hint="e.g. size=0.2 for 20 % a year")
         return Sizing(sizing, 1.0, "value", SIZE_EQUITY_FRACTION, float(size))
     what = "of equity" if sizing == "fixed_fraction" else "of equity to risk per entry"
-    if not number or size > 1:
+    top = leverage if sizing == "fixed_fraction" else 1.0  # a fraction of the buying power
+    if not number or size > top:
         raise ConfigError(f"{owner}: sizing={sizing!r} needs size= a fraction {what} "
-                          f"in (0, 1], got size={size!r}",
+                          f"in (0, {top:g}], got size={size!r}",
                           hint="e.g. size=0.1 for 10 %" if sizing == "fixed_fraction"
                           else "e.g. size=0.01 to lose 1 % of equity at the stop")
     mode = SIZE_EQUITY_FRACTION if sizing == "fixed_fraction" else SIZE_RISK

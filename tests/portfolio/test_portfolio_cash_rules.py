@@ -37,8 +37,13 @@ def _sigma(closes, k):
     return math.sqrt(sum((x - mean) ** 2 for x in r) / (len(r) - 1) * HOURS_PER_YEAR)
 
 
-def reference(universe, sizing, size, max_positions, init_cash, fees):
-    """Equity per union close time, skipped entries and trades (symbol, entry, exit time)."""
+def reference(universe, sizing, size, max_positions, init_cash, fees, leverage=1.0,
+              maintenance=0.0):
+    """Equity per union close time, skipped entries and trades (symbol, entry, exit time).
+
+    With ``leverage`` an entry may borrow up to ``leverage - 1`` times the equity, and at
+    each close time an account whose equity is below ``maintenance`` times its positions'
+    value sells them all at their closes (``"liquidation"``); at zero equity it stops."""
     bars = {s: {ts: row for ts, row in c.iterrows()} for s, c in universe.items()}
     sigma = {s: {ts: _sigma(c["close"].tolist(), k) for k, ts in enumerate(c.index)}
              for s, c in universe.items()}
@@ -47,6 +52,7 @@ def reference(universe, sizing, size, max_positions, init_cash, fees):
     cash, pos, mark = init_cash, dict.fromkeys(symbols, 0.0), dict.fromkeys(symbols, 0.0)
     opened, equity, skipped, trades = {}, [], [], []
     cap = max_positions or len(symbols)
+    blown = False
     for t in times:
         here = [s for s in symbols if t in bars[s]]
         for s in here:
@@ -61,6 +67,9 @@ def reference(universe, sizing, size, max_positions, init_cash, fees):
                           key=lambda s: (-bars[s][t]["trade_count"], s))
         for s in entering:  # 2. entries
             if code[s] == BOTH or pos[s] > 0:  # conflicting signals, or holding: no order
+                continue
+            if blown:
+                skipped.append((t, s, "no_cash"))
                 continue
             if sum(p > 0 for p in pos.values()) >= cap:
                 skipped.append((t, s, "max_positions"))
@@ -78,18 +87,26 @@ def reference(universe, sizing, size, max_positions, init_cash, fees):
                 if math.isnan(sig):
                     skipped.append((t, s, "no_volatility"))
                     continue
-                value = (min(size / sig, 1.0) if sig > 0 else 1.0) * eq
+                value = (min(size / sig, leverage) if sig > 0 else leverage) * eq
             else:
-                value = (size if sizing == "fixed_fraction" else 1 / cap) * eq
-            if value * (1 + fees) <= cash:
-                units, cash = value / mark[s], cash - value * (1 + fees)
-            else:
-                units, cash = cash / (1 + fees) / mark[s], 0.0
+                value = (size if sizing == "fixed_fraction" else leverage / cap) * eq
+            available = cash + max((leverage - 1) * eq, 0.0)  # the cash and the credit
+            spend = min(value * (1 + fees), available)
+            units = spend / (1 + fees) / mark[s]
             if units < 1e-8:
                 skipped.append((t, s, "no_cash"))
                 continue
+            cash -= spend
             pos[s] = units
             opened[s] = t
+        gross = sum(pos[k] * mark[k] for k in symbols)
+        if leverage > 1 and gross > 0 and cash + gross < maintenance * gross:
+            for k in symbols:
+                if pos[k] > 0:
+                    cash += pos[k] * mark[k] * (1 - fees)
+                    pos[k] = 0.0
+                    trades.append((k, opened.pop(k), t))
+            blown = cash <= 0
         equity.append(cash + sum(pos[k] * mark[k] for k in symbols))
     trades += [(s, e, None) for s, e in opened.items()]
     return np.array(equity), skipped, trades
@@ -150,3 +167,26 @@ def test_risk_percent_reentry_after_a_stop_in_the_same_bar():
     # cash and the 50 units at this close (98.5): half of 9_925 is bought again
     np.testing.assert_allclose((p.orders["size"] * p.orders["price"]).to_numpy(),
                                [5_000.0, 4_900.0, 4_962.5], rtol=1e-12)
+
+
+@pytest.mark.parametrize("sizing", [("all_in", None), ("fixed_fraction", 1.5), ("equal", None),
+                                    ("volatility_target", 0.5)], ids=lambda s: s[0])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(universe=universes(), leverage=st.sampled_from([1.5, 3.0]),
+       maintenance=st.sampled_from([0.05, 0.5]), max_positions=st.sampled_from([None, 2]),
+       fees=st.sampled_from([0.0, 0.001]))
+def test_leverage_and_liquidation_match_the_reference(universe, sizing, leverage, maintenance,
+                                                      max_positions, fees):
+    name, size = sizing
+    extra = {"vol_window": VOL_WINDOW} if name == "volatility_target" else {}
+    p = run_portfolio(Coded(), universe, sizing=name, size=size, max_positions=max_positions,
+                      fees=fees, init_cash=10_000.0, timeframe="1h", leverage=leverage,
+                      maintenance_margin=maintenance, **extra)
+    equity, skipped, trades = reference(universe, name, size, max_positions, 10_000.0, fees,
+                                        leverage, maintenance)
+    np.testing.assert_allclose(p.equity.to_numpy(), equity, rtol=1e-9, atol=1e-6)
+    got = list(zip(p.skipped["time"], p.skipped["symbol"], p.skipped["reason"], strict=True))
+    assert sorted(got) == sorted(skipped)
+    got = {(s, e, None if pd.isna(x) else x) for s, e, x in
+           zip(p.trades["symbol"], p.trades["entry_time"], p.trades["exit_time"], strict=True)}
+    assert got == set(trades)

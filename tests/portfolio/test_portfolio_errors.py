@@ -56,7 +56,9 @@ def test_naive_timestamps_name_the_symbol(universe):
 @pytest.mark.parametrize("kw,match", [
     ({"direction": "short"}, r"run_portfolio: direction='short', expected one of \('long', "
                              r"'longshort'\)"),
-    ({"leverage": 3}, "leverage=3 is not supported yet: margin.*liquidation are not implemented"),
+    ({"leverage": 0.5}, "leverage=0.5, expected a number >= 1"),
+    ({"leverage": 3, "maintenance_margin": 1.5}, "maintenance_margin=1.5"),
+    ({"sizing": "fixed_fraction", "size": 2.5, "leverage": 2}, r"in \(0, 2\], got size=2.5"),
     ({"max_positions": 0}, "max_positions=0"),
     ({"fees": 2}, "fees=2"),
 ])
