@@ -36,6 +36,7 @@ __all__ = [
     "series_sources",
     "schema_version",
     "DATA_TABLES",
+    "INFO_TABLES",
     "Migration",
     "MIGRATIONS",
     "SCHEMA_VERSION",
@@ -265,6 +266,9 @@ schema_version = sa.Table(
 
 #: The tables :meth:`Store.info` reports, in display order.
 DATA_TABLES = (market_data, raw_trades, bots, signals, trades, bot_performance)
+#: Every table a user may ask about (``tcp-lab db info``): the first version's (which
+#: migration 1 creates from ``DATA_TABLES``, so that tuple stays as it was) and the later ones.
+INFO_TABLES = (*DATA_TABLES, bot_owners, bot_corrections, quiet_slots, series_sources)
 
 
 @dataclass(frozen=True)

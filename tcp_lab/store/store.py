@@ -169,7 +169,7 @@ class Store(BotsMixin, HostingMixin, SeriesMixin, UniverseMixin):
             if S.schema_version.name in names:
                 version = tx.fetch(sa.select(sa.func.max(S.schema_version.c.version)))[0][0] or 0
             counts = {t.name: int(tx.fetch(sa.select(sa.func.count()).select_from(t))[0][0])
-                      for t in S.DATA_TABLES if t.name in names}
+                      for t in S.INFO_TABLES if t.name in names}
             return {"schema_version": int(version), "tables": counts}
 
         facts = self._backend.run(gather, write=False, what="info")

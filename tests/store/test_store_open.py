@@ -185,3 +185,16 @@ def test_using_an_uninitialised_database_says_to_run_db_init(store_url, candle_f
             store.load_candles(*KEY)
         assert store.init_schema() >= 1
         assert store.save_candles(candle_factory(3), *KEY) == 3
+
+
+def test_info_counts_every_table(store_url):
+    """``db info`` lists the tables added by later migrations too (bot owners and
+    corrections, confirmed-quiet slots, series sources), with their rows."""
+    from tcp_lab.store import schema as S
+
+    with open_store(store_url) as store:
+        store.init_schema()
+        tables = store.info()["tables"]
+    assert set(tables) == {t.name for t in S.INFO_TABLES}
+    assert {"quiet_slots", "series_sources", "bot_owners", "bot_corrections"} <= set(tables)
+    assert all(rows == 0 for rows in tables.values())
