@@ -73,6 +73,9 @@ class PortfolioPanel(widgets.VBox):
     stop_loss
         Starting stop distance below each entry, e.g. 0.02 (None: no stop);
         ``"risk_percent"`` sizing needs a stop.
+    direction, leverage
+        ``"long"`` or ``"longshort"``; leverage 1 or more (above 1: borrowing and
+        liquidation at the default maintenance margin, see ``run_portfolio``).
     fees, slippage, init_cash
         Starting values of the simulation controls.
 
@@ -90,6 +93,8 @@ class PortfolioPanel(widgets.VBox):
         Cap on open positions; 0 means no cap.
     stop_loss
         Stop distance below each entry (a fraction); 0 means no stop.
+    direction, leverage
+        Long only or long/short; how many times the equity the account may hold.
     fees, slippage, init_cash
         Simulation controls.
     run_button
@@ -133,6 +138,8 @@ class PortfolioPanel(widgets.VBox):
         size: float | None = None,
         max_positions: int | None = None,
         stop_loss: float | None = None,
+        direction: str = "long",
+        leverage: float = 1.0,
         fees: float = 0.001,
         slippage: float = 0.0,
         init_cash: float = 10_000.0,
@@ -167,6 +174,12 @@ class PortfolioPanel(widgets.VBox):
         self.stop_loss = widgets.BoundedFloatText(
             value=stop_loss or 0.0, min=0.0, max=0.999, step=0.005, description="stop loss",
             style=STYLE, tooltip="stop this fraction below each entry, e.g. 0.02; 0: no stop")
+        self.direction = widgets.Dropdown(options=["long", "longshort"], value=direction,
+                                          description="direction")
+        self.leverage = widgets.BoundedFloatText(
+            value=leverage, min=1.0, max=125.0, step=0.5, description="leverage", style=STYLE,
+            tooltip="hold up to this many times the equity; above 1 the account is liquidated "
+                    "below the maintenance margin")
         self.fees, self.slippage, self.init_cash = simulation_controls(fees, slippage, init_cash)
         self.run_button = widgets.Button(description="Run portfolio", button_style="primary",
                                          icon="play")
@@ -181,7 +194,8 @@ class PortfolioPanel(widgets.VBox):
             self.symbol_picker,
             self._params_box,
             widgets.HBox([self.sizing_picker, self.size, self.max_positions, self.stop_loss]),
-            widgets.HBox([self.fees, self.slippage, self.init_cash]),
+            widgets.HBox([self.direction, self.leverage, self.fees, self.slippage,
+                          self.init_cash]),
             self.run_button, self.status, self.error,
             widgets.HBox([self.metrics, self.by_symbol]), self._charts,
         ], layout=full_width())
@@ -266,6 +280,7 @@ class PortfolioPanel(widgets.VBox):
                     size=self.size.value if takes_size(sizing) else None,
                     max_positions=self.max_positions.value or None,
                     stop_loss=self.stop_loss.value or None,
+                    direction=self.direction.value, leverage=self.leverage.value,
                     init_cash=self.init_cash.value, fees=self.fees.value,
                     slippage=self.slippage.value)
 

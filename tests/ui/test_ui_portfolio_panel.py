@@ -99,8 +99,8 @@ def test_sizing_size_and_max_positions_reach_run_portfolio(universe, monkeypatch
     assert panel.error.value == ""
     assert calls[-1] | {"parameters": None} == {
         "parameters": None, "sizing": "fixed_value", "size": 1_000.0, "max_positions": 1,
-        "stop_loss": None, "init_cash": 10_000.0, "fees": 0.001, "slippage": 0.0,
-        "timeframe": None}
+        "stop_loss": None, "direction": "long", "leverage": 1.0, "init_cash": 10_000.0,
+        "fees": 0.001, "slippage": 0.0, "timeframe": None}
     assert calls[-1]["parameters"] == PARAMS
     assert panel.result.options["sizing"] == "fixed_value"
     assert (panel.result.skipped["reason"] == "max_positions").any()
@@ -113,6 +113,11 @@ def test_sizing_size_and_max_positions_reach_run_portfolio(universe, monkeypatch
     assert calls[-1]["sizing"] == "all_in" and calls[-1]["stop_loss"] == 0.02
     assert calls[-1]["size"] is None and calls[-1]["max_positions"] is None
     assert panel.result.options["stop_loss"] == 0.02
+    panel.direction.value, panel.leverage.value = "longshort", 2.0
+    panel.run_button.click()
+    assert panel.error.value == ""
+    assert calls[-1]["direction"] == "longshort" and calls[-1]["leverage"] == 2.0
+    assert panel.result.options["leverage"] == 2.0 and panel.result.cash.min() < 0  # borrowed
 
 
 def test_the_size_box_follows_the_sizings_that_take_a_size(universe):
