@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from hypothesis import strategies as st
 
 from tcp_lab.strategies import BaseStrategy, Parameter, StrategyOutput
 
@@ -81,3 +82,21 @@ class CodedLS(BaseStrategy):
             stop_price=(pd.Series(candles["close"].to_numpy() * (1 + sign * d * (1 + conf)),
                                   index=i) if d > 0 else None),
         )
+
+
+@st.composite
+def coded_universes(draw, codes, step=0.05):
+    """1 to 4 symbols of 3 to 12 coded hourly candles each (random walk of log steps up to
+    ``step``, signal codes drawn from ``codes``, confidences, gaps; two candles at least)."""
+    n_symbols = draw(st.integers(1, 4))
+    n = draw(st.integers(3, 12))
+    out = {}
+    for k in range(n_symbols):
+        steps = draw(st.lists(st.floats(-step, step), min_size=n, max_size=n))
+        close = 100.0 * np.exp(np.cumsum(steps))
+        drawn = draw(st.lists(st.sampled_from(codes), min_size=n, max_size=n))
+        conf = draw(st.lists(st.sampled_from([0.1, 0.5, 0.9]), min_size=n, max_size=n))
+        keep = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        keep[0] = keep[1] = True  # at least two candles
+        out[f"S{k}"] = coded_candles(close, drawn, conf, keep)
+    return out

@@ -21,7 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcp_lab import run_portfolio
-from tests.portfolio.portfolio_support import BOTH, ENTRY, EXIT, Coded, coded_candles
+from tests.portfolio.portfolio_support import (
+    BOTH,
+    ENTRY,
+    EXIT,
+    Coded,
+    coded_candles,
+    coded_universes,
+)
 
 VOL_WINDOW = 3
 STOP_DISTANCE = 0.5  # Coded's stops: 55 % to 95 % below the entry, never reached here
@@ -112,28 +119,12 @@ def reference(universe, sizing, size, max_positions, init_cash, fees, leverage=1
     return np.array(equity), skipped, trades
 
 
-@st.composite
-def universes(draw):
-    n_symbols = draw(st.integers(1, 4))
-    n = draw(st.integers(3, 12))
-    out = {}
-    for k in range(n_symbols):
-        steps = draw(st.lists(st.floats(-0.05, 0.05), min_size=n, max_size=n))
-        close = 100.0 * np.exp(np.cumsum(steps))
-        codes = draw(st.lists(st.sampled_from([0, 0, 1, 2, 3]), min_size=n, max_size=n))
-        conf = draw(st.lists(st.sampled_from([0.1, 0.5, 0.9]), min_size=n, max_size=n))
-        keep = draw(st.lists(st.booleans(), min_size=n, max_size=n))
-        keep[0] = keep[1] = True  # at least two candles
-        out[f"S{k}"] = coded_candles(close, codes, conf, keep)
-    return out
-
-
 @pytest.mark.parametrize("sizing", [("all_in", None), ("fixed_value", 3_000.0),
                                     ("fixed_fraction", 0.4), ("equal", None),
                                     ("risk_percent", 0.2), ("volatility_target", 0.5)],
                          ids=lambda s: s[0])
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(universe=universes(),
+@given(universe=coded_universes([0, 0, 1, 2, 3]),
        max_positions=st.sampled_from([None, 1, 2]),
        fees=st.sampled_from([0.0, 0.001]))
 def test_cash_rules_match_the_reference(universe, sizing, max_positions, fees):
@@ -172,7 +163,7 @@ def test_risk_percent_reentry_after_a_stop_in_the_same_bar():
 @pytest.mark.parametrize("sizing", [("all_in", None), ("fixed_fraction", 1.5), ("equal", None),
                                     ("volatility_target", 0.5)], ids=lambda s: s[0])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(universe=universes(), leverage=st.sampled_from([1.5, 3.0]),
+@given(universe=coded_universes([0, 0, 1, 2, 3]), leverage=st.sampled_from([1.5, 3.0]),
        maintenance=st.sampled_from([0.05, 0.5]), max_positions=st.sampled_from([None, 2]),
        fees=st.sampled_from([0.0, 0.001]))
 def test_leverage_and_liquidation_match_the_reference(universe, sizing, leverage, maintenance,

@@ -42,6 +42,7 @@ from tests.portfolio.portfolio_support import (
     Coded,
     CodedLS,
     coded_candles,
+    coded_universes,
 )
 
 vbt = pytest.importorskip("vectorbt")
@@ -193,28 +194,14 @@ def reference(universe, shorts, sizing, size, max_positions, fees):
     return np.array(equity), skipped, trips
 
 
-@st.composite
-def universes(draw):
-    n_symbols = draw(st.integers(1, 4))
-    n = draw(st.integers(3, 12))
-    out = {}
-    for k in range(n_symbols):
-        steps = draw(st.lists(st.floats(-0.03, 0.03), min_size=n, max_size=n))
-        close = 100.0 * np.exp(np.cumsum(steps))
-        codes = draw(st.lists(st.sampled_from([0, 0, 0, LE, LX, SE, SX, LE | SX, SE | LX,
-                                               LE | LX, LE | SE]), min_size=n, max_size=n))
-        conf = draw(st.lists(st.sampled_from([0.1, 0.5, 0.9]), min_size=n, max_size=n))
-        keep = draw(st.lists(st.booleans(), min_size=n, max_size=n))
-        keep[0] = keep[1] = True  # at least two candles
-        out[f"S{k}"] = coded_candles(close, codes, conf, keep)
-    return out
+SHORT_CODES = [0, 0, 0, LE, LX, SE, SX, LE | SX, SE | LX, LE | LX, LE | SE]
 
 
 @pytest.mark.parametrize("sizing", [("all_in", None), ("fixed_value", 3_000.0),
                                     ("fixed_fraction", 0.4), ("equal", None),
                                     ("risk_percent", 0.2)], ids=lambda s: s[0])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(universe=universes(), shorts=st.booleans(),
+@given(universe=coded_universes(SHORT_CODES, step=0.03), shorts=st.booleans(),
        max_positions=st.sampled_from([None, 1, 2]),
        fees=st.sampled_from([0.0, 0.001]))
 def test_short_cash_rules_match_the_reference(universe, sizing, shorts, max_positions, fees):
