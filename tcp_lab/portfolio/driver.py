@@ -125,7 +125,8 @@ def _book_nb(s, t, k, fills, orders, n_orders, trips, n_trips, entry_idx, order_
 @njit(cache=True)
 def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_price, target_price,
                      has_levels, confidence, at_open, opts, size_mode, fraction,
-                     max_positions, init_cash, credit_rate, maintenance):
+                     max_positions, init_cash, credit_rate, maintenance, carry_states=None,
+                     carry_book=None, carry_acct=None, t0=0):
     """Run one strategy's signals on several symbols from one cash account.
 
     Parameters
@@ -168,6 +169,13 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
     credit_rate, maintenance
         Leverage - 1 (0: no borrowing, no liquidation) and the maintenance margin
         rate (see the module docstring).
+    carry_states, carry_book, carry_acct, t0
+        Go on from where an earlier call ended (its ``states``, ``book`` and
+        ``acct``; ``None``: start flat with ``init_cash``), the rows given here being
+        rows ``t0``, ``t0 + 1``, … of the whole (the time positions recorded in
+        orders, round trips and skipped entries). Running the rows in pieces this
+        way gives the fills and equity of one call over all of them: a bot can step
+        one close time at a time through the same loop.
 
     Returns
     -------
@@ -189,13 +197,31 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
         (:data:`SKIP_REASONS`).
     states : ndarray ``(S, N_STATE)``
         The symbols' engine states after the last bar.
+    ambiguous : float
+        Bars where the OHLC rule had to choose between a stop and a target.
+    book, acct : ndarray
+        The rest of the account to go on from: per symbol ``(S, 4)`` its last
+        close, net cash flow, entry and last time positions; ``(3,)`` the cash,
+        the free cash and whether it was liquidated to nothing.
     """
     n_t, n_s = close.shape
     opts = opts.copy()
     states = np.empty((n_s, N_STATE))
-    for s in range(n_s):
-        open_account_nb(states[s], init_cash)
-    cash = free_cash = init_cash
+    mark = np.zeros(n_s)  # last close of each symbol (0 before its first candle: flat there)
+    flow = np.zeros(n_s)  # net cash flow of each symbol's fills
+    entry_idx = np.full(n_s, -1, dtype=np.int64)
+    last_idx = np.full(n_s, -1, dtype=np.int64)
+    blown = False  # liquidated to nothing: no more entries
+    if carry_states is None:
+        for s in range(n_s):
+            open_account_nb(states[s], init_cash)
+        cash = free_cash = init_cash
+    else:
+        states[:] = carry_states
+        for s in range(n_s):
+            mark[s], flow[s] = carry_book[s, 0], carry_book[s, 1]
+            entry_idx[s], last_idx[s] = int(carry_book[s, 2]), int(carry_book[s, 3])
+        cash, free_cash, blown = carry_acct[0], carry_acct[1], carry_acct[2] != 0.0
     n_le = 0
     n_sig = 0
     for t in range(n_t):
@@ -211,10 +237,6 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
     trip_sym = np.empty(n_cap + n_s, dtype=np.int64)
     skipped = np.empty((n_le, 3))
     n_orders = n_trips = n_skipped = 0
-    entry_idx = np.full(n_s, -1, dtype=np.int64)
-    last_idx = np.full(n_s, -1, dtype=np.int64)
-    mark = np.zeros(n_s)  # last close of each symbol (0 before its first candle: flat there)
-    flow = np.zeros(n_s)  # net cash flow of each symbol's fills
     use_levels = np.empty(n_s, dtype=np.bool_)
     for s in range(n_s):
         use_levels[s] = levels_on_nb(opts, has_levels[s])
@@ -227,8 +249,11 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
     pnl = np.empty((n_t, n_s))
     n_open_out = np.empty(n_t, dtype=np.int64)
     n_open = 0
-    blown = False  # liquidated to nothing: no more entries
+    for s in range(n_s):
+        if states[s, POSITION] != 0.0:
+            n_open += 1
     for t in range(n_t):
+        g = t0 + t  # the time position in the whole run (what is recorded)
         if not at_open:  # orders at the close: positions are valued at this close
             for s in range(n_s):
                 if has_bar[t, s]:
@@ -238,7 +263,7 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
         for s in range(n_s):
             if not has_bar[t, s]:
                 continue
-            last_idx[s] = t
+            last_idx[s] = g
             if le[t, s] or se[t, s]:
                 entering[n_enter] = s
                 n_enter += 1
@@ -256,7 +281,7 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
             if credit_rate > 0.0:
                 credit = max(credit_rate * _equity_nb(cash, states, mark), 0.0)
             cash, free_cash, n_orders, n_trips = _step_nb(
-                states, s, t, cash, free_cash, credit, open_[t, s], high[t, s], low[t, s],
+                states, s, g, cash, free_cash, credit, open_[t, s], high[t, s], low[t, s],
                 close[t, s], False, lx[t, s], False, sx[t, s], sp, tp, at_open, use_levels[s],
                 opts, fills, orders, n_orders, trips, n_trips, entry_idx, order_sym, trip_sym)
             flow[s] += cash - before
@@ -284,11 +309,11 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
             go = True
             if entry and blown:
                 go = False
-                skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = t, s, 1
+                skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = g, s, 1
                 n_skipped += 1
             elif entry and n_open >= max_positions:
                 go = False
-                skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = t, s, 0
+                skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = g, s, 0
                 n_skipped += 1
             sp = stop_price[t, s] if has_levels[s] else np.nan
             tp = target_price[t, s] if has_levels[s] else np.nan
@@ -308,7 +333,7 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
                     f = 0.0
                     if entry and go:
                         go = False
-                        skipped[n_skipped, 0], skipped[n_skipped, 1] = t, s
+                        skipped[n_skipped, 0], skipped[n_skipped, 1] = g, s
                         skipped[n_skipped, 2] = why
                         n_skipped += 1
                 opts[O_SIZE] = f * eq_now
@@ -316,12 +341,12 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
             entries = st[N_ENTRIES]
             credit = max(credit_rate * eq_now, 0.0) if credit_rate > 0.0 else 0.0
             cash, free_cash, n_orders, n_trips = _step_nb(
-                states, s, t, cash, free_cash, credit, open_[t, s], high[t, s], low[t, s],
+                states, s, g, cash, free_cash, credit, open_[t, s], high[t, s], low[t, s],
                 close[t, s], go and le[t, s], lx[t, s], go and se[t, s], sx[t, s], sp, tp,
                 at_open, use_levels[s], opts, fills, orders, n_orders, trips, n_trips,
                 entry_idx, order_sym, trip_sym)
             if entry and go and st[N_ENTRIES] == entries:
-                skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = t, s, 1
+                skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = g, s, 1
                 n_skipped += 1
             flow[s] += cash - before
             n_open += (1 if st[POSITION] != 0.0 else 0) - (1 if was_open else 0)
@@ -343,7 +368,7 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
                     st[CASH] = cash + gross  # whatever it takes to buy back a short
                     st[FREE_CASH] = free_cash + gross
                     if exit_nb(st, mark[s], opts[O_SLIPPAGE], R_LIQUIDATION, opts, fills[0]):
-                        n_orders, n_trips = _book_nb(s, t, 1, fills, orders, n_orders, trips,
+                        n_orders, n_trips = _book_nb(s, g, 1, fills, orders, n_orders, trips,
                                                      n_trips, entry_idx, order_sym, trip_sym)
                     cash, free_cash = st[CASH] - gross, st[FREE_CASH] - gross
                     flow[s] += cash - before
@@ -381,8 +406,12 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
         states[s, CASH] = cash
         states[s, FREE_CASH] = free_cash
     ambiguous = 0.0
+    book = np.empty((n_s, 4))
     for s in range(n_s):
         ambiguous += states[s, AMBIGUOUS]
+        book[s, 0], book[s, 1] = mark[s], flow[s]
+        book[s, 2], book[s, 3] = entry_idx[s], last_idx[s]
+    acct = np.array([cash, free_cash, 1.0 if blown else 0.0])
     return (equity, cash_out, value, pnl, n_open_out, orders[:n_orders].copy(),
             order_sym[:n_orders].copy(), all_trips, all_trip_sym, skipped[:n_skipped].copy(),
-            states, ambiguous)
+            states, ambiguous, book, acct)

@@ -119,7 +119,7 @@ class PortfolioResult:
                         ) -> PortfolioResult:
         """Build a result from :func:`~tcp_lab.portfolio.driver.run_portfolio_nb`'s output."""
         (equity, cash, value, pnl, n_open, orders, order_sym, trips, trip_sym, skipped,
-         _states, ambiguous) = sim
+         _states, ambiguous, _book, _acct) = sim
         init_cash = float(options["init_cash"])
         closed = trips[trips[:, _TRIP["closed"]] == 1.0]
         ts = index.as_unit("us").asi8
