@@ -179,7 +179,8 @@ def test_info_reports_backend_version_and_counts(store, store_url, candle_factor
     assert info["url"] == store_url
     assert info["schema_version"] == info["latest_schema_version"] == SCHEMA_VERSION
     assert info["tables"] == {"market_data": 12, "raw_trades": 0, "bots": 0, "signals": 0,
-                              "trades": 0, "bot_performance": 0}
+                              "trades": 0, "bot_performance": 0, "bot_owners": 0,
+                              "bot_corrections": 0, "quiet_slots": 0, "series_sources": 0}
 
 
 def test_init_schema_is_repeatable(store, candle_factory):
