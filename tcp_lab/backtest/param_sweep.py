@@ -67,7 +67,8 @@ from tcp_lab.strategies import BaseStrategy
 from tcp_lab.strategies.informative import keep_informative, with_informative
 from tcp_lab.timeframes import to_utc_timestamp, validate_candles
 
-__all__ = ["sweep", "run_chunk", "candles_to_arrays", "grid_combinations", "LOWER_IS_BETTER"]
+__all__ = ["sweep", "run_chunk", "candles_to_arrays", "grid_combinations", "split_combo",
+           "LOWER_IS_BETTER"]
 
 #: Metrics where smaller is better (sorted ascending).
 LOWER_IS_BETTER = frozenset({"max_drawdown"})
@@ -114,6 +115,19 @@ def _segments(
         return ([(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
                 [f"wf{i + 1}_" for i in range(k)])
     return [(0, n)], [""]
+
+
+def split_combo(combo: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A grid combination as (strategy parameters, swept stops and targets: the
+    :data:`~tcp_lab.execution.LEVEL_OPTIONS`, trading options rather than parameters).
+
+    Examples
+    --------
+    >>> split_combo({"fast": 5, "stop_loss": 0.02})
+    ({'fast': 5}, {'stop_loss': 0.02})
+    """
+    params = {k: v for k, v in combo.items() if k not in LEVEL_OPTIONS}
+    return params, {k: v for k, v in combo.items() if k in LEVEL_OPTIONS}
 
 
 def grid_combinations(

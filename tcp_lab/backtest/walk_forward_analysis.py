@@ -38,7 +38,12 @@ import pandas as pd
 
 from tcp_lab.backtest.engine import candle_timeframe, engine_signals, simulate_window
 from tcp_lab.backtest.metrics import METRIC_NAMES, compute_metrics
-from tcp_lab.backtest.param_sweep import LOWER_IS_BETTER, grid_combinations, sweep
+from tcp_lab.backtest.param_sweep import (
+    LOWER_IS_BETTER,
+    grid_combinations,
+    split_combo,
+    sweep,
+)
 from tcp_lab.backtest.result import trades_frame
 from tcp_lab.backtest.sweep_chunk import strategy_class
 from tcp_lab.backtest.walk_forward_folds import (
@@ -54,7 +59,7 @@ from tcp_lab.backtest.walk_forward_result import (
     label_trades,
 )
 from tcp_lab.errors import ConfigError
-from tcp_lab.execution import LEVEL_OPTIONS, TradingOptions
+from tcp_lab.execution import TradingOptions
 from tcp_lab.execution.account import AMBIGUOUS, N_STATE, open_account_nb
 from tcp_lab.execution.simulate import ORDER_FIELDS, TRIP_FIELDS, open_trip_nb
 from tcp_lab.strategies import BaseStrategy, check_output
@@ -205,9 +210,9 @@ def _fold_signals(cls: type[BaseStrategy], sel: Selection, candles: pd.DataFrame
         flat = [np.zeros(m, dtype=bool) for _ in range(4)]
         flat[1][0] = flat[3][0] = True
         return flat, [np.zeros(0), np.zeros(0)], base
-    levels = {k: v for k, v in sel.params.items() if k in LEVEL_OPTIONS}
+    params, levels = split_combo(sel.params)
     opts = base.with_(**levels) if levels else base
-    strategy = cls({k: v for k, v in sel.params.items() if k not in LEVEL_OPTIONS})
+    strategy = cls(params)
     upto = candles.iloc[:stop]
     output = check_output(strategy.compute(upto), upto, repr(strategy))
     flags, stop_p, target_p = engine_signals(output, opts, shift=False)

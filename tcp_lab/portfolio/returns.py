@@ -19,10 +19,9 @@ import pandas as pd
 from tcp_lab.backtest.metrics import bar_returns
 from tcp_lab.backtest.param_sweep import grid_combinations
 from tcp_lab.backtest.sweep_chunk import strategy_class
-from tcp_lab.execution import LEVEL_OPTIONS
 from tcp_lab.portfolio.result import PortfolioResult
-from tcp_lab.portfolio.run import _universe, run_portfolio
-from tcp_lab.portfolio.sweep import check_grid_options
+from tcp_lab.portfolio.run import _universe
+from tcp_lab.portfolio.sweep import check_grid_options, run_combo
 from tcp_lab.strategies import BaseStrategy
 
 __all__ = ["portfolio_returns", "equity_returns"]
@@ -34,6 +33,7 @@ def equity_returns(result: PortfolioResult) -> pd.Series:
 
     Examples
     --------
+    >>> from tcp_lab import run_portfolio
     >>> from tcp_lab.testing import make_candles
     >>> r = run_portfolio("sma_cross", {"BTC/USDT": make_candles(300)},
     ...                   parameters={"fast": 5, "slow": 20})
@@ -104,10 +104,7 @@ def portfolio_returns(
     columns = []
     for combo in tqdm(combos, unit="combo", desc=f"portfolio_returns {cls.name}",
                       disable=not progress):
-        levels = {k: v for k, v in combo.items() if k in LEVEL_OPTIONS}
-        params = {k: v for k, v in combo.items() if k not in LEVEL_OPTIONS}
-        columns.append(equity_returns(run_portfolio(cls(params), universe,
-                                                    **{**portfolio_options, **levels})))
+        columns.append(equity_returns(run_combo(cls, universe, combo, portfolio_options)))
     out = pd.concat(columns, axis=1)
     out.columns = pd.Index(ids.tolist(), name="combo")
     out.attrs = {"strategy": cls.name, "symbols": list(universe),

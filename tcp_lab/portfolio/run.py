@@ -50,6 +50,15 @@ def _universe(candles_by_symbol: Any) -> dict[str, pd.DataFrame]:
     return {s: candles_by_symbol[s] for s in sorted(candles_by_symbol)}
 
 
+def union_index(frames: Mapping[str, pd.DataFrame]) -> pd.DatetimeIndex:
+    """The union of the symbols' close times (sorted): the rows of a portfolio run."""
+    indexes = [c.index for c in frames.values()]
+    index = indexes[0]
+    for other in indexes[1:]:
+        index = index.union(other)
+    return index
+
+
 def run_portfolio(
     strategy: BaseStrategy | str,
     candles_by_symbol: Mapping[str, pd.DataFrame] | pd.DataFrame,
@@ -210,9 +219,7 @@ def run_portfolio(
                         hint="resample them to one timeframe, or pass timeframe=")
     tf = tfs[symbols[0]]
     shift = opts.price == "next_open"
-    index = frames[symbols[0]].index
-    for c in list(frames.values())[1:]:
-        index = index.union(c.index)
+    index = union_index(frames)
     n_t, n_s = len(index), len(symbols)
     outputs, signals = {}, {}
     for s in symbols:

@@ -21,12 +21,12 @@ from typing import Any
 import pandas as pd
 
 from tcp_lab.backtest.metrics import METRIC_NAMES
-from tcp_lab.backtest.param_sweep import LOWER_IS_BETTER, grid_combinations
+from tcp_lab.backtest.param_sweep import LOWER_IS_BETTER, grid_combinations, split_combo
 from tcp_lab.backtest.sweep_chunk import strategy_class
 from tcp_lab.backtest.sweep_rank import rank_rows
 from tcp_lab.distributed import Task, broadcast, describe_executor, get_executor, run_tasks
 from tcp_lab.errors import ConfigError
-from tcp_lab.execution import LEVEL_OPTIONS
+from tcp_lab.portfolio.result import PortfolioResult
 from tcp_lab.portfolio.run import _universe, run_portfolio
 from tcp_lab.remote_code import check_importable
 from tcp_lab.strategies import BaseStrategy
@@ -65,11 +65,18 @@ def run_portfolio_combos(cls: type[BaseStrategy], universe: Mapping[str, pd.Data
     """
     rows = []
     for combo in combos:
-        levels = {k: v for k, v in combo.items() if k in LEVEL_OPTIONS}
-        params = {k: v for k, v in combo.items() if k not in LEVEL_OPTIONS}
-        pf = run_portfolio(cls(params), universe, **{**options, **levels})
+        pf = run_combo(cls, universe, combo, options)
         rows.append(dict(combo) | {k: pf.metrics[k] for k in PORTFOLIO_METRIC_NAMES})
     return rows
+
+
+def run_combo(cls: type[BaseStrategy], universe: Mapping[str, pd.DataFrame],
+              combo: Mapping[str, Any], options: Mapping[str, Any]) -> PortfolioResult:
+    """``run_portfolio`` of one grid combination: its strategy parameters go to the
+    strategy, its swept stops and targets (:data:`~tcp_lab.execution.LEVEL_OPTIONS`) to
+    the options."""
+    params, levels = split_combo(combo)
+    return run_portfolio(cls(params), universe, **{**options, **levels})
 
 
 def sweep_portfolio(

@@ -50,7 +50,7 @@ from tcp_lab.backtest.walk_forward_result import (
 from tcp_lab.errors import ConfigError
 from tcp_lab.execution import LEVEL_OPTIONS
 from tcp_lab.portfolio.result import PortfolioResult
-from tcp_lab.portfolio.run import _universe, run_portfolio
+from tcp_lab.portfolio.run import _universe, run_portfolio, union_index
 from tcp_lab.portfolio.spliced import Piece, SplicedStrategy
 from tcp_lab.portfolio.sweep import check_grid_options
 from tcp_lab.portfolio.walk_forward_train import choose, slice_universe, train_window
@@ -173,9 +173,7 @@ def walk_forward_portfolio(
     cls = strategy_class(strategy)
     frames = _frames(candles_by_symbol, portfolio_options.get("timeframe"))
     symbols = list(frames)
-    index = frames[symbols[0]].index
-    for c in list(frames.values())[1:]:
-        index = index.union(c.index)
+    index = union_index(frames)
     tf = candle_timeframe(frames[symbols[0]].index, portfolio_options.get("timeframe"))
     windows = fold_windows(index, train=train, test=test, step=step, anchored=bool(anchored),
                            timeframe=tf, owner=_OWNER)

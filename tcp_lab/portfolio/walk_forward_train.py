@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from tcp_lab.backtest.metrics import compute_metrics, grid_slots
+from tcp_lab.backtest.param_sweep import split_combo
 from tcp_lab.backtest.walk_forward_analysis import Selection, select_combination
 from tcp_lab.distributed import Task, broadcast, describe_executor, get_executor, run_tasks
 from tcp_lab.errors import DataError
-from tcp_lab.execution import LEVEL_OPTIONS
 from tcp_lab.portfolio.result import PortfolioResult
 from tcp_lab.portfolio.run import run_portfolio
 from tcp_lab.portfolio.spliced import Piece, SplicedStrategy
@@ -119,9 +119,8 @@ def train_rows(cls: type[BaseStrategy], frames: Mapping[str, pd.DataFrame],
     universe = slice_universe(frames, window.first, window.rows[-1])
     out = []
     for combo in combos:
-        levels = {k: v for k, v in combo.items() if k in LEVEL_OPTIONS}
-        strategy = cls({k: v for k, v in combo.items() if k not in LEVEL_OPTIONS})
-        spliced = SplicedStrategy([Piece(strategy, window.start, window.rows[-1])], **route)
+        params, levels = split_combo(combo)
+        spliced = SplicedStrategy([Piece(cls(params), window.start, window.rows[-1])], **route)
         pf = run_portfolio(spliced, universe, **{**options, **levels})
         out.append(dict(combo) | _window_metrics(pf, window.rows))
     return out
