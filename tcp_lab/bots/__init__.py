@@ -1,8 +1,10 @@
-"""Paper-trading bots: a config per bot, one bot class, bot hosts, one supervision policy.
+"""Paper-trading bots: a config per bot, bots of one symbol or a portfolio, bot hosts, one policy.
 
 A bot (``config/bots/<name>.json``) paper-trades a strategy on the closed
-candles of one series: it records its signals, virtual fills and equity in
-the store and publishes its signals and status on the bus. The
+candles of one series (:class:`Bot`), or of several symbols from one account
+with shared cash (``symbols``: :class:`PortfolioBot`, the live
+``run_portfolio``): it records its signals, virtual fills and equity in the
+store and publishes its signals and status on the bus. The
 :class:`BotManager` starts and stops bots, watches their heartbeats and
 progress, restarts crashed, hung or stuck bots with backoff (at most 3
 restarts in any rolling hour, then ``failed``) and restores the active bots
@@ -47,6 +49,8 @@ __all__ = [
     "CandleError",
     "BotManager",
     "BotHost",
+    "PortfolioBot",
+    "PortfolioAccount",
 ]
 
 # The bot and the manager pull in the store and the bus: load them on first use.
@@ -56,6 +60,8 @@ _LAZY = {
     "CandleError": "tcp_lab.bots.bot",
     "BotManager": "tcp_lab.bots.manager",
     "BotHost": "tcp_lab.bots.host",
+    "PortfolioBot": "tcp_lab.bots.portfolio_bot",
+    "PortfolioAccount": "tcp_lab.bots.portfolio_broker",
 }
 
 
@@ -72,3 +78,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from tcp_lab.bots.bot import Bot, CandleError, Step
     from tcp_lab.bots.host import BotHost
     from tcp_lab.bots.manager import BotManager
+    from tcp_lab.bots.portfolio_bot import PortfolioBot
+    from tcp_lab.bots.portfolio_broker import PortfolioAccount

@@ -70,10 +70,11 @@ from tcp_lab.timeframes import parse_timeframe
 
 if TYPE_CHECKING:
     from tcp_lab.bots.host import BotHost
+    from tcp_lab.bots.portfolio_broker import PortfolioAccount
     from tcp_lab.bus import BaseMessage, Bus
     from tcp_lab.store import Store
 
-__all__ = ["Bot", "Step", "CandleError", "RecordSink", "STATE_VERSION"]
+__all__ = ["Bot", "BotBase", "Step", "CandleError", "RecordSink", "STATE_VERSION"]
 
 log = logging.getLogger("tcp_lab.bots")
 
@@ -85,10 +86,10 @@ _READ = object()  # catch_up(newest=...): read the newest stored candle
 class RecordSink(Protocol):
     """Where a hosted bot leaves its records and signals (its host writes them together)."""
 
-    def record(self, bot: Bot, record: dict[str, Any]) -> None:
+    def record(self, bot: BotBase, record: dict[str, Any]) -> None:
         """Keep one candle's records (:func:`~tcp_lab.store.bot_candle_record`)."""
 
-    def publish(self, bot: Bot, channel: str, message: BaseMessage) -> None:
+    def publish(self, bot: BotBase, channel: str, message: BaseMessage) -> None:
         """Publish ``message`` once the records before it are committed."""
 
 
@@ -128,7 +129,173 @@ def _fill_dict(fill: Fill) -> dict[str, Any]:
             "realized_pnl": fill.realized_pnl, "reason": fill.reason}
 
 
-class Bot:
+class BotBase:
+    """What every bot does the same way, whatever it trades: its state document, its
+    statuses and signals on the bus, stopping, and running in a host of its own."""
+
+    id: str
+    config: BotConfig
+    store: Store
+    bus: Bus | None
+    clock: Clock
+    recorded: pd.Timestamp | None
+    sink: RecordSink | None
+    _config_json: str
+    _account: Any
+    _last: pd.Timestamp | None
+    _loaded: bool
+    _stop: threading.Event
+    _host: BotHost | None
+
+    def _state_json(self, account: Account | PortfolioAccount) -> str:
+        """The state document (version, config, ``account``) as JSON; the config is
+        serialised once, as a bot writes this on every candle."""
+        try:
+            acct = account.to_json()
+        except ValueError as e:
+            raise DataError(f"bot {self.id!r}: account cannot be stored ({e})") from None
+        return JsonText(f'{{"account": {acct}, "config": {self._config_json}, '
+                        f'"version": {STATE_VERSION}}}')
+
+    def _publish(self, channel: str, message: Any) -> None:
+        if self.bus is None:
+            return
+        try:
+            self.bus.publish(channel, message)
+        except TcpLabError as e:  # records are in the store; a lost message is recoverable
+            log.warning("bot %s: could not publish on %s: %s", self.id, channel, e)
+
+    def _publish_signal(self, signal: Signal, symbol: str | None = None) -> None:
+        if self.bus is None:
+            return
+        confidence = min(max(signal.confidence, 0.0), 1.0) if math.isfinite(
+            signal.confidence) else 0.0
+        message = SignalMessage(bot_id=self.id, ts=signal.ts, action=signal.action,
+                                confidence=confidence, price=signal.price,
+                                indicators=signal.indicators, symbol=symbol)
+        if self.sink is not None:
+            self.sink.publish(self, signals_channel(self.id), message)
+        else:
+            self._publish(signals_channel(self.id), message)
+
+    def publish_status(self, status: str, detail: str = "", heartbeat: pd.Timestamp | None = None,
+                       ) -> None:
+        """Publish a :class:`~tcp_lab.bus.StatusMessage` on ``status:{bot_id}``."""
+        self._publish(status_channel(self.id), self.status_message(status, detail, heartbeat))
+
+    def status_message(self, status: str, detail: str = "",
+                       heartbeat: pd.Timestamp | None = None) -> StatusMessage:
+        """The :class:`~tcp_lab.bus.StatusMessage` :meth:`publish_status` sends."""
+        return StatusMessage(bot_id=self.id, ts=self.clock(), status=status,
+                             detail=detail[:2000], heartbeat=heartbeat,
+                             last_candle_ts=self.recorded)
+
+    # -- state ---------------------------------------------------------------------------
+    def load(self) -> None:
+        """Read the stored state, or create the bot and decide where it starts.
+
+        A new bot (or one whose state has no account yet) starts flat with
+        ``init_cash``; its first candle follows ``config.start``.
+        """
+        row = self.store.get_bot(self.id)
+        state = (row or {}).get("state") or {}
+        if row is not None and "account" in state:
+            self._account = self._stored_account(state)
+            self._last = row["last_candle_ts"]
+        else:
+            self._account = self._opening()
+            self._last = self._first_last()
+            if row is None:
+                self.store.upsert_bot(self.id, strategy=self.config.strategy, name=self.id,
+                                      state=self.state_document())
+            self.store.update_bot(self.id, last_candle_ts=self._last,
+                                  state=self.state_document())
+        self._forget()
+        self.recorded = self._last
+        self._loaded = True
+
+    def reload(self) -> None:
+        """Forget the state in memory: the next candle reads it from the store again
+        (after a write of this bot's records failed)."""
+        self._loaded = False
+        self._forget()
+
+    def state_document(self) -> dict[str, Any]:
+        """What the bot keeps in the ``bots.state`` column."""
+        return json.loads(self._state_json(self._account))
+
+    def _first_last(self) -> pd.Timestamp | None:
+        """The close time before the first one to trade (``config.start``; ``latest``: the
+        newest stored candle of any of its series)."""
+        c = self.config
+        if c.start == "earliest":
+            return None
+        if c.start == "latest":
+            newest = [t for series in self.series
+                      if (t := self.store.latest_candle_ts(*series)) is not None]
+            return max(newest) if newest else None
+        return c.start_after
+
+    def _stored_account(self, state: dict[str, Any]) -> Any:
+        """The account of a stored state document."""
+        raise NotImplementedError
+
+    def _opening(self) -> Any:
+        """A fresh account of ``init_cash``."""
+        raise NotImplementedError
+
+    def _forget(self) -> None:
+        """Drop what is kept in memory besides the account (windows of candles)."""
+
+    @property
+    def series(self) -> tuple[tuple[str, str, str], ...]:
+        """(exchange, symbol, timeframe) of each series it trades."""
+        raise NotImplementedError
+
+    # -- one bot, one host ---------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop after the candle in progress; end :meth:`run` (thread-safe)."""
+        self._stop.set()
+        host = self._host
+        if host is not None:
+            host.remove(self.id)
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def run(self, *, heartbeat_interval: float = 5.0) -> None:
+        """Trade until :meth:`stop`, in a :class:`~tcp_lab.bots.host.BotHost` of its own.
+
+        The host subscribes to the bot's candles (and live trades when it has
+        stops or targets), catches up from the store, writes a heartbeat every
+        ``heartbeat_interval`` seconds and checks the store then for candles
+        the bus did not deliver; after a bus reconnect it catches up.
+
+        Raises
+        ------
+        CandleError
+            The strategy failed on a candle (a supervisor restarts the bot).
+        """
+        from tcp_lab.bots.host import BotHost
+
+        host = BotHost(self.store, self.bus, heartbeat_interval=heartbeat_interval,
+                       name=f"bot {self.id}", until_empty=True)
+        self._host = host
+        try:
+            if self._stop.is_set():
+                return
+            host.adopt(self)
+            host.run()
+        finally:
+            self._host = None
+        error = host.errors.get(self.id)
+        if error is not None:
+            raise error
+
+
+class Bot(BotBase):
     """A paper-trading bot over one candle series.
 
     Parameters
@@ -210,46 +377,14 @@ class Bot:
         """Close time of the last processed candle (None before the first)."""
         return self._last
 
-    def state_document(self) -> dict[str, Any]:
-        """What the bot keeps in the ``bots.state`` column."""
-        return json.loads(self._state_json(self._account))
+    def _stored_account(self, state: dict[str, Any]) -> Account:
+        return Account.from_dict(state["account"])
 
-    def load(self) -> None:
-        """Read the stored state, or create the bot and decide where it starts.
+    def _opening(self) -> Account:
+        return Account.opening(self.config.init_cash)
 
-        A new bot (or one whose state has no account yet) starts flat with
-        ``init_cash``; its first candle follows ``config.start``.
-        """
-        row = self.store.get_bot(self.id)
-        state = (row or {}).get("state") or {}
-        if row is not None and "account" in state:
-            self._account = Account.from_dict(state["account"])
-            self._last = row["last_candle_ts"]
-        else:
-            self._account = Account.opening(self.config.init_cash)
-            self._last = self._first_last()
-            if row is None:
-                self.store.upsert_bot(self.id, strategy=self.config.strategy, name=self.id,
-                                      state=self.state_document())
-            self.store.update_bot(self.id, last_candle_ts=self._last,
-                                  state=self.state_document())
+    def _forget(self) -> None:
         self._cache = None
-        self.recorded = self._last
-        self._loaded = True
-
-    def reload(self) -> None:
-        """Forget the state in memory: the next candle reads it from the store again
-        (after a write of this bot's records failed)."""
-        self._loaded = False
-        self._cache = None
-
-    def _first_last(self) -> pd.Timestamp | None:
-        c = self.config
-        if c.start == "earliest":
-            return None
-        if c.start == "latest":
-            return self.store.latest_candle_ts(c.exchange, c.symbol, c.timeframe)
-        return c.start_after
 
     # -- processing ----------------------------------------------------------------------
     def process_candle(self, candle: CandleMessage) -> list[Step]:
@@ -474,56 +609,12 @@ class Bot:
                       indicators=_finite_or_none(signal.indicators),
                       fills=[_fill_dict(f) for f in fills], cash=account.cash,
                       position=account.position, equity=equity,
-                      state=self._state_json(account))
+                      state=self._state_json(account), symbol=str(self.config.symbol))
         if self.sink is not None:
             self.sink.record(self, bot_candle_record(self.id, ts, **fields))
         else:
             self.store.record_bot_candle(self.id, ts, **fields)
             self.recorded = ts
-
-    def _state_json(self, account: Account) -> str:
-        """The state document (version, config, ``account``) as JSON; the config is
-        serialised once, as a bot writes this on every candle."""
-        try:
-            acct = account.to_json()
-        except ValueError as e:
-            raise DataError(f"bot {self.id!r}: account cannot be stored ({e})") from None
-        return JsonText(f'{{"account": {acct}, "config": {self._config_json}, '
-                        f'"version": {STATE_VERSION}}}')
-
-    # -- bus -----------------------------------------------------------------------------
-    def _publish(self, channel: str, message: Any) -> None:
-        if self.bus is None:
-            return
-        try:
-            self.bus.publish(channel, message)
-        except TcpLabError as e:  # records are in the store; a lost message is recoverable
-            log.warning("bot %s: could not publish on %s: %s", self.id, channel, e)
-
-    def _publish_signal(self, signal: Signal) -> None:
-        if self.bus is None:
-            return
-        confidence = min(max(signal.confidence, 0.0), 1.0) if math.isfinite(
-            signal.confidence) else 0.0
-        message = SignalMessage(bot_id=self.id, ts=signal.ts, action=signal.action,
-                                confidence=confidence, price=signal.price,
-                                indicators=signal.indicators)
-        if self.sink is not None:
-            self.sink.publish(self, signals_channel(self.id), message)
-        else:
-            self._publish(signals_channel(self.id), message)
-
-    def publish_status(self, status: str, detail: str = "", heartbeat: pd.Timestamp | None = None,
-                       ) -> None:
-        """Publish a :class:`~tcp_lab.bus.StatusMessage` on ``status:{bot_id}``."""
-        self._publish(status_channel(self.id), self.status_message(status, detail, heartbeat))
-
-    def status_message(self, status: str, detail: str = "",
-                       heartbeat: pd.Timestamp | None = None) -> StatusMessage:
-        """The :class:`~tcp_lab.bus.StatusMessage` :meth:`publish_status` sends."""
-        return StatusMessage(bot_id=self.id, ts=self.clock(), status=status,
-                             detail=detail[:2000], heartbeat=heartbeat,
-                             last_candle_ts=self.recorded)
 
     # -- driven by a host ----------------------------------------------------------------
     def start(self) -> None:
@@ -567,44 +658,14 @@ class Bot:
         """True when the bot has a stop, target or trailing stop (it takes live trades)."""
         return self._levels
 
-    # -- one bot, one host ---------------------------------------------------------------
-    def stop(self) -> None:
-        """Stop after the candle in progress; end :meth:`run` (thread-safe)."""
-        self._stop.set()
-        host = self._host
-        if host is not None:
-            host.remove(self.id)
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The symbols whose candles the bot takes (its one symbol)."""
+        return (str(self.config.symbol),)
 
     @property
-    def stopping(self) -> bool:
-        """True once :meth:`stop` was called."""
-        return self._stop.is_set()
-
-    def run(self, *, heartbeat_interval: float = 5.0) -> None:
-        """Trade until :meth:`stop`, in a :class:`~tcp_lab.bots.host.BotHost` of its own.
-
-        The host subscribes to the bot's candles (and live trades when it has
-        stops or targets), catches up from the store, writes a heartbeat every
-        ``heartbeat_interval`` seconds and checks the store then for candles
-        the bus did not deliver; after a bus reconnect it catches up.
-
-        Raises
-        ------
-        CandleError
-            The strategy failed on a candle (a supervisor restarts the bot).
-        """
-        from tcp_lab.bots.host import BotHost
-
-        host = BotHost(self.store, self.bus, heartbeat_interval=heartbeat_interval,
-                       name=f"bot {self.id}", until_empty=True)
-        self._host = host
-        try:
-            if self._stop.is_set():
-                return
-            host.adopt(self)
-            host.run()
-        finally:
-            self._host = None
-        error = host.errors.get(self.id)
-        if error is not None:
-            raise error
+    def series(self) -> tuple[tuple[str, str, str], ...]:
+        """The candle series of :attr:`symbols`: (exchange, symbol, timeframe) each;
+        :meth:`check_store` takes the newest stored candle of each."""
+        c = self.config
+        return ((c.exchange, str(c.symbol), c.timeframe),)

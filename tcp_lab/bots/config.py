@@ -23,6 +23,7 @@ import difflib
 import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,11 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tcp_lab.errors import ConfigError, StrategyError
 from tcp_lab.execution import TradingOptions
+from tcp_lab.execution.sizing import Sizing, check_vol_window, parse_sizing
 from tcp_lab.settings import project_root
 from tcp_lab.strategies import BaseStrategy, get_strategy
 from tcp_lab.timeframes import parse_timeframe, to_utc_timestamp
 
-__all__ = ["BotConfig", "load_bot_config", "find_bot_config", "default_config_dir",
+__all__ = ["BotConfig", "market_label", "load_bot_config", "find_bot_config", "default_config_dir",
            "DEFAULT_CONFIG_DIR"]
 
 #: Where ``tcp-lab bots start NAME`` looks for ``NAME.json``.
@@ -63,6 +65,15 @@ class BotConfig(BaseModel):
         validated by the strategy's own declaration.
     exchange, symbol, timeframe
         The candle series it trades, e.g. ``binance``, ``BTC/USDT``, ``1m``.
+    symbols
+        Instead of ``symbol``: several symbols traded from one account with shared
+        cash (a **portfolio bot**, :class:`~tcp_lab.bots.portfolio_bot.PortfolioBot`):
+        what :func:`tcp_lab.run_portfolio` does on the same candles, one close time
+        at a time. Stops and targets are resolved on the candles (the OHLC rule).
+    sizing, max_positions, vol_window, leverage, maintenance_margin
+        A portfolio bot's sizing (``all_in`` by default; ``size`` is the sizing's
+        size), cap on open positions, volatility window and margin, as for
+        :func:`tcp_lab.run_portfolio`.
     init_cash
         Starting cash of the paper account (quote currency).
     fees, slippage
@@ -100,7 +111,8 @@ class BotConfig(BaseModel):
     strategy: str
     parameters: dict[str, Any] = Field(default_factory=dict)
     exchange: str
-    symbol: str
+    symbol: str | None = None
+    symbols: tuple[str, ...] | None = None
     timeframe: str
     init_cash: float = Field(10_000.0, gt=0, allow_inf_nan=False)
     fees: float = Field(0.001, ge=0, lt=1)
@@ -116,6 +128,11 @@ class BotConfig(BaseModel):
     start: str = "latest"
     window_margin: int = Field(20, ge=0, le=100_000)
     isolation: Literal["shared", "process"] = "shared"
+    sizing: str | None = None
+    max_positions: int | None = Field(None, ge=1)
+    vol_window: int | None = Field(None, ge=2, le=100_000)
+    leverage: float = Field(1.0, ge=1, allow_inf_nan=False)
+    maintenance_margin: float = Field(0.005, ge=0, lt=1)
     description: str = ""
 
     @model_validator(mode="before")
@@ -137,10 +154,24 @@ class BotConfig(BaseModel):
 
     @field_validator("exchange", "symbol")
     @classmethod
-    def _market(cls, v: str) -> str:
-        if not v or any(c.isspace() or c in "*?[]\\" for c in v):
+    def _market(cls, v: str | None) -> str | None:
+        if v is not None and (not v or any(c.isspace() or c in "*?[]\\" for c in v)):
             raise ValueError(f"{v!r} must be non-empty, without spaces or * ? [ ] \\")
         return v
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("a portfolio bot needs at least one symbol")
+        for sym in v:
+            cls._market(sym)
+        twice = sorted({sym for sym in v if v.count(sym) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed twice")
+        return tuple(sorted(v))  # the portfolio's order: by symbol name
 
     @field_validator("timeframe")
     @classmethod
@@ -163,6 +194,7 @@ class BotConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> BotConfig:
         # Messages start with the field they blame ("field: ..."), see from_mapping().
+        _check_market(self)
         try:
             self.trading_options()
         except ConfigError as e:  # the one validation of trading options; names the field
@@ -181,13 +213,47 @@ class BotConfig(BaseModel):
         return self
 
     # -- derived ---------------------------------------------------------------------------
+    @property
+    def is_portfolio(self) -> bool:
+        """True for a bot of several symbols (``symbols``) from one account."""
+        return self.symbols is not None
+
+    @property
+    def universe(self) -> tuple[str, ...]:
+        """The symbols the bot trades (``symbols``, or its one ``symbol``)."""
+        return self.symbols if self.symbols is not None else (str(self.symbol),)
+
+    @property
+    def series(self) -> tuple[tuple[str, str, str], ...]:
+        """(exchange, symbol, timeframe) of each symbol of :attr:`universe`."""
+        return tuple((self.exchange, s, self.timeframe) for s in self.universe)
+
+    @property
+    def market(self) -> str:
+        """What it trades, for people (:func:`market_label`)."""
+        return market_label(self.to_json())
+
+    def portfolio_sizing(self) -> Sizing:
+        """A portfolio bot's :class:`~tcp_lab.execution.sizing.Sizing` (``size`` only when
+        the file sets it)."""
+        sizing = self.sizing or "all_in"
+        size = self.size if "size" in self.model_fields_set else None
+        if sizing in _UNSIZED and size == BotConfig.model_fields["size"].default:
+            size = None  # the default, as to_json() writes it back
+        return parse_sizing(sizing, size, self.max_positions, len(self.universe),
+                            leverage=self.leverage)
+
     def trading_options(self) -> TradingOptions:
-        """The bot's :class:`~tcp_lab.execution.TradingOptions` (fills at the close)."""
-        return TradingOptions.from_mapping(
-            {k: getattr(self, k) for k in ("fees", "slippage", "init_cash", "size", "size_type",
-                                           "direction", "stop_loss", "take_profit",
-                                           "trailing_stop", "latency_ms",
-                                           "max_volume_share")}, owner="bot config")
+        """The bot's :class:`~tcp_lab.execution.TradingOptions` (fills at the close; a
+        portfolio bot's size and size type are its sizing's)."""
+        values = {k: getattr(self, k) for k in ("fees", "slippage", "init_cash", "size",
+                                                "size_type", "direction", "stop_loss",
+                                                "take_profit", "trailing_stop", "latency_ms",
+                                                "max_volume_share")}
+        if self.is_portfolio:
+            sz = self.portfolio_sizing()
+            values |= {"size": sz.size, "size_type": sz.size_type}
+        return TradingOptions.from_mapping(values, owner="bot config")
 
     def build_strategy(self) -> BaseStrategy:
         """A fresh strategy object with this bot's parameters."""
@@ -253,6 +319,40 @@ class BotConfig(BaseModel):
                               hint=hint or _hint(field)) from None
 
 
+#: Keys of a portfolio bot only; and keys of a bot of one symbol only (each set to
+#: something other than its default: :meth:`BotConfig.to_json` writes every key).
+_PORTFOLIO_KEYS = ("sizing", "max_positions", "vol_window", "leverage", "maintenance_margin")
+_SINGLE_KEYS = ("size_type", "latency_ms", "max_volume_share")
+_UNSIZED = ("all_in", "equal")  # sizings without a size
+
+
+def _set(c: BotConfig, keys: tuple[str, ...]) -> list[str]:
+    return [k for k in keys if getattr(c, k) != BotConfig.model_fields[k].default]
+
+
+def _check_market(c: BotConfig) -> None:
+    """``symbol`` xor ``symbols``, and the keys that belong to one kind of bot only."""
+    if (c.symbol is None) == (c.symbols is None):
+        raise ValueError("symbol: set either 'symbol' (one symbol) or 'symbols' (a portfolio "
+                         "bot of several): " + ("both are set" if c.symbol else "neither is"))
+    if c.symbols is None:
+        extra = _set(c, _PORTFOLIO_KEYS)
+        if extra:
+            raise ValueError(f"{extra[0]}: only a portfolio bot ('symbols') has {extra[0]!r}")
+        return
+    extra = _set(c, _SINGLE_KEYS)
+    if extra:
+        raise ValueError(f"{extra[0]}: a portfolio bot sizes its entries by 'sizing' and "
+                         f"resolves stops on candles; {extra[0]!r} is for a bot of one symbol")
+    try:
+        c.portfolio_sizing()
+        check_vol_window(c.vol_window, c.sizing or "all_in")
+    except ConfigError as e:
+        field = ("vol_window" if "vol_window" in e.message else
+                 "sizing" if "unknown sizing" in e.message else "size")
+        raise ValueError(f"{field}: {e.message.removeprefix('run_portfolio: ')}") from None
+
+
 #: Keys of tcp_lab 0.1 bot configs and their names now (the trading options' names).
 RENAMED_KEYS = {"fee": "fees", "initial_balance": "init_cash", "position_size": "size"}
 
@@ -281,6 +381,19 @@ def _hint(field: str) -> str | None:
         "fees": "a fraction: 0.001 is 0.1 % per fill",
         "slippage": "a fraction: 0.0005 is 0.05 % against us per fill",
     }.get(field.split(".")[0], "fix the field in the JSON file")
+
+
+def market_label(config: Mapping[str, Any]) -> str:
+    """What a stored bot config (:meth:`BotConfig.to_json`) trades, for people:
+    ``binance BTC/USDT 1m``, or ``binance BTC/USDT,ETH/USDT 1m`` for a portfolio bot.
+
+    >>> market_label({"exchange": "binance", "symbols": ["BTC/USDT", "ETH/USDT"],
+    ...               "timeframe": "1h"})
+    'binance BTC/USDT,ETH/USDT 1h'
+    """
+    symbols = config.get("symbols") or [config.get("symbol", "?")]
+    return f"{config.get('exchange', '?')} {','.join(map(str, symbols))} " \
+           f"{config.get('timeframe', '?')}"
 
 
 def load_bot_config(path: str | Path) -> BotConfig:

@@ -113,10 +113,11 @@ def save_definition(store: Store, config: BotConfig, config_path: str | None,
     row = store.get_bot(config.name)
     state = dict((row or {}).get("state") or {})
     old = state.get("config")
-    if old is not None and (old.get("symbol"), old.get("exchange"), old.get("timeframe")) != (
-            config.symbol, config.exchange, config.timeframe):
-        log.warning("bot %s now trades %s %s %s; its account and last candle are kept",
-                    config.name, config.exchange, config.symbol, config.timeframe)
+    if old is not None and (tuple(old.get("symbols") or [old.get("symbol")]), old.get("exchange"),
+                            old.get("timeframe")) != (config.universe, config.exchange,
+                                                      config.timeframe):
+        log.warning("bot %s now trades %s; its account and last candle are kept",
+                    config.name, config.market)
     state["config"] = config.to_json()
     store.upsert_bot(config.name, strategy=config.strategy, name=config.name,
                      config_path=config_path, state=state)
@@ -196,27 +197,34 @@ def start_warnings(store: Store, config: BotConfig) -> list[str]:
     Returns
     -------
     list of str
-        Empty when the series has candles.
+        Empty when the series has candles (a portfolio bot: one per symbol without).
     """
     c = config
-    if store.latest_candle_ts(c.exchange, c.symbol, c.timeframe) is not None:
+    missing = [s for s in c.universe
+               if store.latest_candle_ts(c.exchange, s, c.timeframe) is None]
+    if not missing:
         return []
     series = store.list_series()
     on_exchange = series[series["exchange"] == c.exchange]
     symbols = sorted(set(on_exchange["symbol"]))
-    collect = (f"`tcp-lab collect --exchange {c.exchange} --symbols {c.symbol} "
+    return [_missing_warning(c, s, symbols, on_exchange) for s in missing]
+
+
+def _missing_warning(c: BotConfig, symbol: str, symbols: list[str],
+                     on_exchange: pd.DataFrame) -> str:
+    collect = (f"`tcp-lab collect --exchange {c.exchange} --symbols {symbol} "
                f"--timeframes {c.timeframe}`")
-    if symbols and c.symbol not in symbols:
-        guess = difflib.get_close_matches(c.symbol, symbols, n=1)
+    if symbols and symbol not in symbols:
+        guess = difflib.get_close_matches(symbol, symbols, n=1)
         known = f"did you mean {guess[0]!r}?" if guess else \
             f"stored: {', '.join(symbols[:5])}{', …' if len(symbols) > 5 else ''}"
-        return [f"bot {c.name}: {c.symbol!r} is not among the {len(symbols)} {c.exchange} "
+        return (f"bot {c.name}: {symbol!r} is not among the {len(symbols)} {c.exchange} "
                 f"symbols in the store ({known}); it waits for candles of a market that may "
-                f"not exist: fix its config or run {collect}"]
-    timeframes = sorted(set(on_exchange.loc[on_exchange["symbol"] == c.symbol, "timeframe"]))
+                f"not exist: fix its config or run {collect}")
+    timeframes = sorted(set(on_exchange.loc[on_exchange["symbol"] == symbol, "timeframe"]))
     stored = f" (stored: {', '.join(timeframes)})" if timeframes else ""
-    return [f"bot {c.name}: no stored candles for {c.exchange} {c.symbol} {c.timeframe}"
-            f"{stored}; it trades once the collector stores some ({collect})"]
+    return (f"bot {c.name}: no stored candles for {c.exchange} {symbol} {c.timeframe}"
+            f"{stored}; it trades once the collector stores some ({collect})")
 
 
 @dataclass(frozen=True)

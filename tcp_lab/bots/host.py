@@ -53,9 +53,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from tcp_lab.bots.bot import Bot
+from tcp_lab.bots.bot import Bot, BotBase
 from tcp_lab.bots.config import BotConfig
 from tcp_lab.bots.policy import Clock, utc_now
+from tcp_lab.bots.portfolio_bot import PortfolioBot
 from tcp_lab.bus import TradesMessage, market_channel, status_channel, trades_channel
 from tcp_lab.errors import TcpLabError
 
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
     from tcp_lab.bus import BaseMessage, Bus, Subscription
     from tcp_lab.store import Store
 
-__all__ = ["BotHost", "EventHandler", "FLUSH_EVERY", "record_crash"]
+__all__ = ["BotHost", "EventHandler", "FLUSH_EVERY", "record_crash", "open_bot"]
 
 log = logging.getLogger("tcp_lab.bots")
 
@@ -81,9 +82,9 @@ GroupKey = str  # the symbol
 
 @dataclass
 class _Slot:
-    bot: Bot
+    bot: Bot | PortfolioBot
     token: int | None
-    key: GroupKey
+    keys: tuple[GroupKey, ...]  # the symbols it takes candles of
     started: bool = False
 
 
@@ -92,6 +93,13 @@ class _Group:
     bots: list[str] = field(default_factory=list)
     sub: Subscription | None = None
     trades: bool = False  # the subscription takes trades:{symbol} too
+
+
+def open_bot(config: BotConfig, store: Store, bus: Bus | None = None, *,
+             clock: Clock = utc_now) -> Bot | PortfolioBot:
+    """The bot ``config`` describes: a :class:`PortfolioBot` when it names ``symbols``."""
+    kind = PortfolioBot if config.is_portfolio else Bot
+    return kind(config, store, bus, clock=clock)
 
 
 def record_crash(store: Store, bot: str, error: str, bus: Bus | None = None) -> None:
@@ -157,7 +165,7 @@ class BotHost:
         """Start the bot ``config`` describes in this host (its row is in the store)."""
         self._inbox.put(("add", config, token))
 
-    def adopt(self, bot: Bot, token: int | None = None) -> None:
+    def adopt(self, bot: Bot | PortfolioBot, token: int | None = None) -> None:
         """Start an existing :class:`Bot` in this host."""
         self._inbox.put(("adopt", bot, token))
 
@@ -182,13 +190,13 @@ class BotHost:
         return None if busy is None else (busy[0], time.monotonic() - busy[1])
 
     # -- RecordSink (the loop's thread) ------------------------------------------------------
-    def record(self, bot: Bot, record: dict[str, Any]) -> None:
+    def record(self, bot: BotBase, record: dict[str, Any]) -> None:
         slot = self._slots.get(bot.id)
         if slot is not None and slot.token is not None:
             self._tokens[bot.id] = slot.token
         self._records.append(record)
 
-    def publish(self, bot: Bot, channel: str, message: BaseMessage) -> None:
+    def publish(self, bot: BotBase, channel: str, message: BaseMessage) -> None:
         self._signals.append((bot.id, channel, message))
 
     # -- the loop ------------------------------------------------------------------------
@@ -228,7 +236,8 @@ class BotHost:
             return
         kind = item[0]
         if kind in ("add", "adopt"):
-            bot = Bot(item[1], self.store, self.bus, clock=self.clock) if kind == "add" else item[1]
+            bot = open_bot(item[1], self.store, self.bus, clock=self.clock) if kind == "add" \
+                else item[1]
             self._start(bot, item[2])
         elif kind == "remove":
             if item[1] in self._slots:
@@ -250,15 +259,15 @@ class BotHost:
                 else:
                     self._guard(slot, lambda b=slot.bot: b.on_message(message))
 
-    def _start(self, bot: Bot, token: int | None) -> None:
+    def _start(self, bot: Bot | PortfolioBot, token: int | None) -> None:
         if bot.id in self._slots:
             log.warning("%s: bot %s runs here already", self.name, bot.id)
             return
-        key = bot.config.symbol
-        slot = self._slots[bot.id] = _Slot(bot, token, key)
+        slot = self._slots[bot.id] = _Slot(bot, token, bot.symbols)
         self._had_bots = True
         bot.sink, bot.on_progress = self, self._progress
-        self._join(key, bot.id)  # subscribe first: nothing published meanwhile is missed
+        for key in slot.keys:  # subscribe first: nothing published meanwhile is missed
+            self._join(key, bot.id)
         if not self._guard(slot, bot.start):
             return
         self._flush()
@@ -307,15 +316,16 @@ class BotHost:
         if slot is None:
             return
         slot.bot.stop()  # records nothing more
-        group = self._groups.get(slot.key)
-        if group is None:
-            return
-        if bot_id in group.bots:
-            group.bots.remove(bot_id)
-        if not group.bots:
-            del self._groups[slot.key]
-            if group.sub is not None:
-                group.sub.close()
+        for key in slot.keys:
+            group = self._groups.get(key)
+            if group is None:
+                continue
+            if bot_id in group.bots:
+                group.bots.remove(bot_id)
+            if not group.bots:
+                del self._groups[key]
+                if group.sub is not None:
+                    group.sub.close()
 
     def _event(self, kind: str, bot_id: str, detail: str) -> None:
         if self.on_event is not None:
@@ -445,12 +455,11 @@ class BotHost:
         for slot in list(self._slots.values()):
             if slot.bot.id not in self._slots:  # crashed or fenced meanwhile
                 continue
-            c = slot.bot.config
-            series = (c.exchange, c.symbol, c.timeframe)
-            if series not in newest:
-                try:
-                    newest[series] = self.store.latest_candle_ts(*series)
-                except TcpLabError as e:
-                    log.warning("%s: cannot check the store: %s", self.name, e)
-                    return
-            self._guard(slot, lambda b=slot.bot, n=newest[series]: b.check_store(n))
+            for series in slot.bot.series:
+                if series not in newest:
+                    try:
+                        newest[series] = self.store.latest_candle_ts(*series)
+                    except TcpLabError as e:
+                        log.warning("%s: cannot check the store: %s", self.name, e)
+                        return
+            self._guard(slot, lambda b=slot.bot: b.check_store(*(newest[x] for x in b.series)))

@@ -360,10 +360,11 @@ class BotManager:
                 live = self._liveness[bot_id]
                 reason = live.hung(row["heartbeat"])
                 if reason is None:
-                    key = (config.exchange, config.symbol, config.timeframe)
-                    if key not in newest:
-                        newest[key] = self.store.latest_candle_ts(*key)
-                    reason = live.stuck(row["last_candle_ts"], newest[key],
+                    for key in config.series:
+                        if key not in newest:
+                            newest[key] = self.store.latest_candle_ts(*key)
+                    stored = [newest[k] for k in config.series if newest[k] is not None]
+                    reason = live.stuck(row["last_candle_ts"], max(stored, default=None),
                                         parse_timeframe(config.timeframe).delta)
                 if reason is not None:
                     log.warning("bot %s %s; killing it", bot_id, reason)

@@ -210,7 +210,7 @@ class HostRunner:
         self._shared = [h for h in self._shared if h.alive]
 
         def of_symbol(h: HostProxy) -> int:
-            return sum(1 for b in h.bots.values() if b.symbol == config.symbol)
+            return sum(1 for b in h.bots.values() if b.symbol == config.universe[0])
 
         holding = [h for h in self._shared if 0 < of_symbol(h) < SPLIT_AT]
         if holding:
@@ -252,7 +252,7 @@ class HostRunner:
         with self._lock:
             host = self._place(config)
             token = self.store.claim_bot(config.name, host=host.name)
-            handle = HostedBot(config.name, config.symbol, host, self)
+            handle = HostedBot(config.name, config.universe[0], host, self)
             host.bots[config.name] = handle
             host.add(config, token)
             return handle

@@ -333,11 +333,14 @@ class SignalMessage(BaseMessage):
     """A strategy decision of bot ``bot_id`` on the candle closing at ``ts``.
 
     ``indicators`` maps indicator names to their values on that candle; NaN
-    (e.g. during warm-up) is stored as ``None``.
+    (e.g. during warm-up) is stored as ``None``. ``symbol`` names the symbol of a
+    portfolio bot's signal (one per symbol with a candle at ``ts``); None for a bot
+    of one symbol.
     """
 
     type: Literal["signal"] = "signal"
     bot_id: Name
+    symbol: Name | None = None
     action: SignalAction
     confidence: Annotated[float, Field(ge=0, le=1)]
     price: Price

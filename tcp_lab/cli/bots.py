@@ -45,6 +45,7 @@ def _age(ts: Any) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from tcp_lab.bots.config import market_label
     from tcp_lab.bots.control import bot_rows
 
     _, store, bus = _open()
@@ -57,7 +58,7 @@ def _list(args: argparse.Namespace) -> int:
               f"{'heartbeat':<10} {'restarts':>8}  last error")
         for row in rows:
             cfg = (row["state"] or {}).get("config") or {}
-            market = " ".join(str(cfg.get(k, "?")) for k in ("exchange", "symbol", "timeframe"))
+            market = market_label(cfg)
             last = "-" if row["last_candle_ts"] is None \
                 else row["last_candle_ts"].strftime("%Y-%m-%d %H:%M")
             err = (row["last_error"] or "").partition("\n")[0][:60]
@@ -67,6 +68,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from tcp_lab.bots.config import market_label
+    from tcp_lab.bots.portfolio_broker import stored_positions
     from tcp_lab.errors import DataError
 
     _, store, bus = _open()
@@ -75,19 +78,22 @@ def _status(args: argparse.Namespace) -> int:
         if row is None:
             raise DataError(f"no bot {args.name!r} in the store", hint="see `tcp-lab bots list`")
         state = row["state"] or {}
-        cfg, acct = state.get("config") or {}, state.get("account") or {}
+        cfg = state.get("config") or {}
         print(f"bot {row['id']}: {row['status']}")
         print(f"  strategy     {cfg.get('strategy')} {cfg.get('parameters')}")
-        print(f"  market       {cfg.get('exchange')} {cfg.get('symbol')} {cfg.get('timeframe')}")
+        print(f"  market       {market_label(cfg)}")
         print(f"  last candle  {row['last_candle_ts']}")
         print(f"  heartbeat    {row['heartbeat']} ({_age(row['heartbeat'])})")
         print(f"  restarts     {row['restart_count']} (recent: "
               f"{', '.join(str(t) for t in row['restart_times']) or 'none'})")
         if row["last_error"]:
             print(f"  last error   {row['last_error']}")
-        if acct:
-            print(f"  cash         {acct['cash']:.8g}")
-            print(f"  position     {acct['position']:.8g}")
+        cash, positions = stored_positions(state)
+        if cash is not None:
+            print(f"  cash         {cash:.8g}")
+            for symbol, position in positions.items():  # a portfolio bot: one per symbol
+                where = "" if len(positions) == 1 else f"{symbol} "
+                print(f"  position     {where}{position:.8g}")
         perf = store.load_performance(args.name, start=row["last_candle_ts"])
         if not perf.empty:
             print(f"  equity       {perf['equity'].iat[-1]:.8g} at {perf.index[-1]}")
@@ -126,8 +132,7 @@ def _start(args: argparse.Namespace) -> int:
         name = resolve_config(args.name, args.config_dir)[0].name
         before = store.get_bot(name)
         config = request_start(store, bus, args.name, args.config_dir)
-        print(f"requested start of bot {config.name} ({config.strategy} on {config.exchange} "
-              f"{config.symbol} {config.timeframe})")
+        print(f"requested start of bot {config.name} ({config.strategy} on {config.market})")
         _warn(store, config)
         if args.no_wait:
             return 0
@@ -248,12 +253,17 @@ def _logs(args: argparse.Namespace) -> int:
             print(f"== last error: {row['last_error']}")
         signals = store.load_signals(args.name).tail(args.n)
         trades = store.load_bot_trades(args.name)
+        # a portfolio bot has one signal per symbol and close time: name the symbol
+        portfolio = bool(((row["state"] or {}).get("config") or {}).get("symbols"))
         print(f"== last {len(signals)} signals")
         for ts, s in signals.iterrows():
             fill = trades.loc[[ts]] if ts in trades.index else pd.DataFrame()
+            if portfolio and len(fill):
+                fill = fill[fill["symbol"] == s["symbol"]]
             extra = "".join(f"  {f.side} {f.amount:.8g} @ {f.price:.8g} fee {f.fee:.4g}"
                             for f in fill.itertuples())
-            print(f"{ts}  {s['action']:<4} {s['price']:.8g}{extra}")
+            symbol = f" {s['symbol']}" if portfolio else ""
+            print(f"{ts}{symbol}  {s['action']:<4} {s['price']:.8g}{extra}")
         if args.follow:
             return _follow(bus, args.name)
     return 0

@@ -12,8 +12,8 @@ import pandas as pd
 from tcp_lab.backtest.metrics import compute_metrics, grid_slots
 from tcp_lab.backtest.result import TRADE_COLUMNS, trades_frame
 from tcp_lab.execution.account import REASONS
+from tcp_lab.execution.portfolio import SKIP_REASONS
 from tcp_lab.execution.simulate import ORDER_FIELDS, TRIP_FIELDS
-from tcp_lab.portfolio.driver import SKIP_REASONS
 from tcp_lab.timeframes import Timeframe
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,9 +117,9 @@ class PortfolioResult:
                         outputs: Mapping[str, StrategyOutput], timeframe: Timeframe,
                         options: Mapping[str, Any], exchange: str | None = None,
                         ) -> PortfolioResult:
-        """Build a result from :func:`~tcp_lab.portfolio.driver.run_portfolio_nb`'s output."""
+        """Build a result from :func:`~tcp_lab.execution.portfolio.run_portfolio_nb`'s output."""
         (equity, cash, value, pnl, n_open, orders, order_sym, trips, trip_sym, skipped,
-         _states, ambiguous, _book, _acct) = sim
+         _states, ambiguous, _book, _acct, _order_trip) = sim
         init_cash = float(options["init_cash"])
         closed = trips[trips[:, _TRIP["closed"]] == 1.0]
         ts = index.as_unit("us").asi8

@@ -12,9 +12,9 @@ import pandas as pd
 from tcp_lab.backtest.engine import candle_timeframe, engine_signals
 from tcp_lab.errors import ConfigError, DataError, StrategyError
 from tcp_lab.execution import TradingOptions
-from tcp_lab.portfolio.driver import SIZE_RISK, run_portfolio_nb
+from tcp_lab.execution.portfolio import SIZE_RISK, run_portfolio_nb
+from tcp_lab.execution.sizing import check_vol_window, parse_sizing, volatility_fraction
 from tcp_lab.portfolio.result import PortfolioResult
-from tcp_lab.portfolio.sizing import check_vol_window, parse_sizing
 from tcp_lab.strategies import BaseStrategy, check_output, get_strategy
 from tcp_lab.strategies.informative import with_informative
 from tcp_lab.timeframes import Timeframe, validate_candles
@@ -114,7 +114,7 @@ def run_portfolio(
         needs ``stop_loss`` or a strategy that sets ``stop_price``) or
         ``"volatility_target"`` (``size`` an annual volatility: ``size / sigma``
         of the equity per entry, at most all of it). A short entry sells that
-        value; see :mod:`tcp_lab.portfolio.sizing`.
+        value; see :mod:`tcp_lab.execution.sizing`.
     max_positions
         At most this many open positions; an entry beyond it is skipped and
         recorded in ``result.skipped`` (None: no cap).
@@ -137,7 +137,7 @@ def run_portfolio(
         account whose equity is below ``maintenance_margin`` times the gross
         value of its positions is liquidated: every position closes at its
         symbol's latest close (exit reason ``"liquidation"``). No funding
-        payments or borrowing interest yet. See :mod:`tcp_lab.portfolio.driver`.
+        payments or borrowing interest yet. See :mod:`tcp_lab.execution.portfolio`.
     timeframe
         Timeframe of every symbol's candles (inferred, and required to agree, when omitted).
     exchange
@@ -292,16 +292,15 @@ def run_portfolio(
 def _volatility_fraction(frames: Mapping[str, pd.DataFrame], index: pd.DatetimeIndex,
                          target: float, window: int, tf: Timeframe, shift: bool,
                          cap: float = 1.0) -> np.ndarray:
-    """``(T, S)`` share of equity per entry for a volatility target: ``target / sigma``
-    (at most ``cap``, the leverage), sigma each symbol's annualised volatility of log
-    returns over its last ``window`` candles up to the bar (up to the bar before with
-    orders at the open); NaN where it is not known yet."""
+    """``(T, S)`` share of equity per entry for a volatility target
+    (:func:`~tcp_lab.execution.sizing.volatility_fraction` of each symbol's closes, up
+    to the bar, or up to the bar before with orders at the open); NaN where it is not
+    known yet."""
     out = np.full((len(index), len(frames)), np.nan)
     for j, c in enumerate(frames.values()):
-        returns = np.log(c["close"]).diff()
-        sigma = returns.rolling(window).std().to_numpy() * math.sqrt(tf.per_year)
+        f = volatility_fraction(c["close"].to_numpy(dtype=np.float64), target, window,
+                                tf.per_year, cap)
         if shift:
-            sigma = np.concatenate(([np.nan], sigma[:-1]))
-        with np.errstate(divide="ignore"):  # a flat stretch: no volatility, all of the equity
-            out[index.get_indexer(c.index), j] = np.minimum(target / sigma, cap)
+            f = np.concatenate(([np.nan], f[:-1]))
+        out[index.get_indexer(c.index), j] = f
     return out

@@ -27,12 +27,12 @@ from urllib.parse import urlsplit
 from tcp_lab.errors import ConfigError
 from tcp_lab.settings import redact_url
 from tcp_lab.store._backend import Backend
-from tcp_lab.store._bots import JsonText, bot_candle_record
+from tcp_lab.store._bots import JsonText, bot_candle_record, portfolio_candle_record
 from tcp_lab.store._universe import candles_of
 from tcp_lab.store.store import Store
 
 __all__ = ["open_store", "Store", "register_backend", "backend_schemes", "bot_candle_record",
-           "JsonText", "candles_of"]
+           "portfolio_candle_record", "JsonText", "candles_of"]
 
 BackendFactory = Callable[[str], Backend]
 

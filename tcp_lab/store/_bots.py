@@ -6,10 +6,7 @@ so replaying a candle rewrites its rows instead of adding new ones.
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
-import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,23 +18,31 @@ from tcp_lab.errors import DataError
 from tcp_lab.store import schema as S
 from tcp_lab.store._backend import RowsWrite
 from tcp_lab.store._convert import (
-    SIDES,
     check_name,
-    dumps_json,
     from_db_time,
     loads_json,
     py_time,
     time_range,
     utc,
-    utc_or_none,
 )
 from tcp_lab.store._group import GroupCommit
+from tcp_lab.store._records import (
+    JsonText,
+    _bot_field,
+    _fill_row,
+    _performance_row,
+    _signal_row,
+    _text,
+    bot_candle_record,
+    portfolio_candle_record,
+)
 from tcp_lab.timeframes import TS_DTYPE
 
 if TYPE_CHECKING:
     from tcp_lab.store._backend import Backend
 
-__all__ = ["BotsMixin", "BOT_FIELDS", "JsonText", "bot_candle_record"]
+__all__ = ["BotsMixin", "BOT_FIELDS", "JsonText", "bot_candle_record",
+           "portfolio_candle_record"]
 
 #: Fields :meth:`BotsMixin.update_bot` accepts.
 BOT_FIELDS = ("name", "strategy", "config_path", "status", "heartbeat", "last_candle_ts",
@@ -47,46 +52,6 @@ _TIME_FIELDS = ("heartbeat", "last_candle_ts", "created_at", "updated_at")
 
 def _now() -> pd.Timestamp:
     return pd.Timestamp.now("UTC").as_unit("us")
-
-
-def _number(value: object, name: str, *, positive: bool = False, nonnegative: bool = False,
-            optional: bool = False) -> float | None:
-    if value is None and optional:
-        return None
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise DataError(f"{name} must be a number, got {value!r}") from None
-    if math.isnan(x) and optional:
-        return None
-    if not math.isfinite(x) or (positive and x <= 0) or (nonnegative and x < 0):
-        need = "positive" if positive else "non-negative" if nonnegative else "finite"
-        raise DataError(f"{name} must be a {need} number, got {value!r}")
-    return x
-
-
-def _text(value: object, name: str, *, optional: bool = True) -> str | None:
-    if value is None and optional:
-        return None
-    return check_name(value, name)
-
-
-def _bot_field(key: str, value: object) -> object:
-    """Convert one :meth:`update_bot` argument to its column value."""
-    if key in ("heartbeat", "last_candle_ts"):
-        return py_time(utc_or_none(value, key))
-    if key == "restart_count":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise DataError(f"restart_count must be a non-negative integer, got {value!r}")
-        return value
-    if key == "restart_times":
-        times = [utc(t, "restart_times") for t in (value or [])]
-        return dumps_json([t.isoformat() for t in times], key)
-    if key == "state":
-        if value is not None and not isinstance(value, Mapping):
-            raise DataError(f"state must be a dict (or None), got {type(value).__name__}")
-        return dumps_json(value, key)
-    return _text(value, key, optional=key in ("name", "config_path", "last_error"))
 
 
 def _bot_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -204,34 +169,29 @@ class BotsMixin:
     # -- per-candle records ---------------------------------------------------------
     def record_signal(self, bot_id: str, ts: object, action: str, *,
                       confidence: float | None = None, price: float | None = None,
-                      indicators: Mapping[str, Any] | None = None) -> None:
-        """Store a bot's signal for the candle closing at ``ts`` (rewrites an existing one)."""
-        self._upsert_row(S.signals, {
-            "bot_id": check_name(bot_id, "bot_id"), "ts": py_time(utc(ts, "ts")),
-            "action": check_name(action, "action"),
-            "confidence": _number(confidence, "confidence", optional=True),
-            "price": _number(price, "price", optional=True),
-            "indicators": dumps_json(indicators, "indicators"),
-        })
+                      indicators: Mapping[str, Any] | None = None, symbol: str = "") -> None:
+        """Store a bot's signal for ``symbol`` at the candle closing at ``ts`` (rewrites an
+        existing one). ``symbol`` may stay ``""`` for a single-symbol bot."""
+        self._upsert_row(S.signals, _signal_row(
+            check_name(bot_id, "bot_id"), py_time(utc(ts, "ts")), {
+                "symbol": symbol, "action": action, "confidence": confidence, "price": price,
+                "indicators": indicators}))
 
     def record_bot_trade(self, bot_id: str, ts: object, side: str, price: float, amount: float,
                          *, fee: float = 0.0, realized_pnl: float | None = None, seq: int = 0,
-                         reason: str | None = "signal") -> None:
-        """Store a fill of a bot at candle ``ts``: the ``seq``-th of that candle (from 0),
-        rewritten on replay."""
+                         reason: str | None = "signal", symbol: str = "") -> None:
+        """Store a fill of a bot in ``symbol`` at candle ``ts``: the ``seq``-th of that
+        candle (from 0, across symbols), rewritten on replay."""
         self._upsert_row(S.trades, _fill_row(check_name(bot_id, "bot_id"),
                                              py_time(utc(ts, "ts")), seq, {
-            "side": side, "price": price, "amount": amount, "fee": fee,
+            "symbol": symbol, "side": side, "price": price, "amount": amount, "fee": fee,
             "realized_pnl": realized_pnl, "reason": reason}))
 
     def record_performance(self, bot_id: str, ts: object, *, cash: float, position: float,
                            equity: float) -> None:
         """Store a bot's cash, position and equity after the candle closing at ``ts``."""
-        self._upsert_row(S.bot_performance, {
-            "bot_id": check_name(bot_id, "bot_id"), "ts": py_time(utc(ts, "ts")),
-            "cash": _number(cash, "cash"), "position": _number(position, "position"),
-            "equity": _number(equity, "equity"),
-        })
+        self._upsert_row(S.bot_performance, _performance_row(
+            check_name(bot_id, "bot_id"), py_time(utc(ts, "ts")), cash, position, equity))
 
     def _load(self, table: sa.Table, bot_id: str, start: object, end: object,
               convert: Mapping[str, Callable[[Any], Any]] | None = None) -> pd.DataFrame:
@@ -258,15 +218,16 @@ class BotsMixin:
         return pd.DataFrame(data, index=index)
 
     def load_signals(self, bot_id: str, start: object = None, end: object = None) -> pd.DataFrame:
-        """A bot's signals in ``[start, end]``: index ``ts``; action, confidence, price,
-        indicators (dicts)."""
+        """A bot's signals in ``[start, end]``: index ``ts``; symbol, action, confidence,
+        price, indicators (dicts). A portfolio bot has one row per symbol at each ``ts``
+        (ordered by symbol)."""
         return self._load(S.signals, bot_id, start, end,
                           {"indicators": lambda v: loads_json(v) or {}})
 
     def load_bot_trades(self, bot_id: str, start: object = None,
                         end: object = None) -> pd.DataFrame:
-        """A bot's fills in ``[start, end]``: index ``ts``; side, price, amount, fee,
-        realized_pnl."""
+        """A bot's fills in ``[start, end]``: index ``ts``; symbol, seq, side, price, amount,
+        fee, realized_pnl, reason; the fills of one ``ts`` in the order they filled (seq)."""
         return self._load(S.trades, bot_id, start, end)
 
     def load_performance(self, bot_id: str, start: object = None,
@@ -279,12 +240,14 @@ class BotsMixin:
                           confidence: float | None, price: float | None,
                           indicators: Mapping[str, Any] | None,
                           fills: Sequence[Mapping[str, Any]] = (), cash: float, position: float,
-                          equity: float, state: Mapping[str, Any] | str) -> None:
+                          equity: float, state: Mapping[str, Any] | str,
+                          symbol: str = "") -> None:
         """Write what a bot did on the candle closing at ``ts``, all of it or nothing.
 
         The rows of :meth:`record_signal`, :meth:`record_bot_trade` (one per
-        item of ``fills`` — ``side price amount fee realized_pnl reason`` —
-        in the order they filled) and :meth:`record_performance`, and
+        item of ``fills`` — ``side price amount fee realized_pnl reason``, and
+        ``symbol`` if not the bot's — in the order they filled) and
+        :meth:`record_performance`, and
         ``update_bot(bot_id, last_candle_ts=ts, state=state)``, in one
         transaction: a crash leaves the candle either fully recorded or not
         at all, and replaying it rewrites the same rows. ``state`` may be
@@ -298,7 +261,7 @@ class BotsMixin:
         record = bot_candle_record(
             bot_id, ts, action=action, confidence=confidence, price=price,
             indicators=indicators, fills=fills, cash=cash, position=position, equity=equity,
-            state=state)
+            state=state, symbol=symbol)
         if not self._backend.group_writes:
             self.write_bot_candles([record])
             return
@@ -310,7 +273,8 @@ class BotsMixin:
 
     def write_bot_candles(self, records: Sequence[Mapping[str, Any]],
                           tokens: Mapping[str, int] | None = None) -> set[str]:
-        """Write many bots' candles (:func:`bot_candle_record`): one transaction per
+        """Write many bots' candles (:func:`bot_candle_record`,
+        :func:`portfolio_candle_record`): one transaction per
         batch holding at most one candle per bot (one in all, in the normal course).
 
         With ``tokens`` (bot id -> the fencing token from :meth:`claim_bot`), each
@@ -334,64 +298,11 @@ class BotsMixin:
         batch = list(by_bot.values())
         trades = [t for r in batch for t in r["trades"]]
         self._backend.write_rows([
-            RowsWrite(S.signals, [r["signal"] for r in batch]),
+            RowsWrite(S.signals, [s for r in batch for s in r["signals"]]),
             RowsWrite(S.trades, trades),
             RowsWrite(S.bot_performance, [r["performance"] for r in batch]),
             RowsWrite(S.bots, [r["bot"] for r in batch], update_only=True),
         ], what="write bots' candles", fence=fence)
-
-
-def bot_candle_record(bot_id: str, ts: object, *, action: str, confidence: float | None,
-                      price: float | None, indicators: Mapping[str, Any] | None,
-                      fills: Sequence[Mapping[str, Any]] = (), cash: float, position: float,
-                      equity: float, state: Mapping[str, Any] | str) -> dict[str, Any]:
-    """What :meth:`BotsMixin.record_bot_candle` writes, checked, for
-    :meth:`BotsMixin.write_bot_candles` (the arguments are the same)."""
-    bot_id, when = check_name(bot_id, "bot_id"), py_time(utc(ts, "ts"))
-    return {
-        "signal": {"bot_id": bot_id, "ts": when, "action": check_name(action, "action"),
-                   "confidence": _number(confidence, "confidence", optional=True),
-                   "price": _number(price, "price", optional=True),
-                   "indicators": dumps_json(indicators, "indicators")},
-        "performance": {"bot_id": bot_id, "ts": when, "cash": _number(cash, "cash"),
-                        "position": _number(position, "position"),
-                        "equity": _number(equity, "equity")},
-        "bot": {"id": bot_id, "last_candle_ts": when,
-                "state": _state_json(state),
-                "updated_at": dt.datetime.now(dt.UTC)},
-        "trades": [_fill_row(bot_id, when, seq, f) for seq, f in enumerate(fills)],
-    }
-
-
-def _fill_row(bot_id: str, when: Any, seq: int, fill: Mapping[str, Any]) -> dict[str, Any]:
-    """A row of the fills table (``trades``), checked."""
-    if fill["side"] not in SIDES:
-        raise DataError(f"side must be 'buy' or 'sell', got {fill['side']!r}")
-    return {"bot_id": bot_id, "ts": when, "seq": int(seq), "side": fill["side"],
-            "price": _number(fill["price"], "price", positive=True),
-            "amount": _number(fill["amount"], "amount", nonnegative=True),
-            "fee": _number(fill.get("fee", 0.0), "fee"),
-            "realized_pnl": _number(fill.get("realized_pnl"), "realized_pnl", optional=True),
-            "reason": _text(fill.get("reason"), "reason")}
-
-
-class JsonText(str):
-    """JSON text made by a serializer that can only produce a valid object (the bot's
-    state document): written as is, without parsing it again."""
-
-
-def _state_json(state: Mapping[str, Any] | str) -> str | None:
-    if isinstance(state, JsonText):
-        return state
-    if isinstance(state, str):
-        try:
-            parsed = json.loads(state)
-        except ValueError as e:
-            raise DataError(f"state is not valid JSON ({e})") from None
-        if not isinstance(parsed, dict):
-            raise DataError(f"state must be a JSON object, got {type(parsed).__name__}")
-        return state
-    return _bot_field("state", state)  # type: ignore[return-value]
 
 
 def _one_per_bot(records: list[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:

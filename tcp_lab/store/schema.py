@@ -142,10 +142,25 @@ bots = sa.Table(
     sa.Column("state", Json()),
 )
 
-#: A strategy's decision per candle.
+#: A strategy's decision per candle and symbol (a portfolio bot trades several symbols
+#: from one account, so it has one signal per symbol at each close time).
 signals = sa.Table(
     "signals",
     metadata,
+    sa.Column("bot_id", KeyText, nullable=False),
+    _ts("ts", nullable=False),
+    sa.Column("symbol", KeyText, nullable=False),
+    sa.Column("action", sa.Text(), nullable=False),
+    _float("confidence", nullable=True),
+    _float("price", nullable=True),
+    sa.Column("indicators", Json()),
+    sa.PrimaryKeyConstraint("bot_id", "ts", "symbol", name="signals_pkey"),
+)
+
+#: The signals table of schema versions 1-5 (one signal per bot and candle), for migration 1.
+_signals_v1 = sa.Table(
+    "signals",
+    sa.MetaData(),
     sa.Column("bot_id", KeyText, nullable=False),
     _ts("ts", nullable=False),
     sa.Column("action", sa.Text(), nullable=False),
@@ -156,12 +171,29 @@ signals = sa.Table(
 )
 
 #: Fills of the paper broker; ``seq`` orders the fills of one candle (a stop or
-#: target, then the close's order), so a replayed candle rewrites its fills
-#: instead of adding some. ``reason``: signal, stop_loss, take_profit,
-#: trailing_stop or reversal.
+#: target, then the close's order), across the symbols of a portfolio bot, so a
+#: replayed candle rewrites its fills instead of adding some. ``reason``: signal,
+#: stop_loss, take_profit, trailing_stop or reversal.
 trades = sa.Table(
     "trades",
     metadata,
+    sa.Column("bot_id", KeyText, nullable=False),
+    _ts("ts", nullable=False),
+    sa.Column("symbol", KeyText, nullable=False),
+    sa.Column("seq", sa.SmallInteger(), nullable=False),
+    sa.Column("side", KeyText, nullable=False),
+    _float("price"),
+    _float("amount"),
+    _float("fee"),
+    _float("realized_pnl", nullable=True),
+    sa.Column("reason", KeyText, nullable=True),
+    sa.PrimaryKeyConstraint("bot_id", "ts", "seq", name="trades_pkey"),
+)
+
+#: The fills table of schema versions 3-5 (no symbol), for migration 3.
+_trades_v3 = sa.Table(
+    "trades",
+    sa.MetaData(),
     sa.Column("bot_id", KeyText, nullable=False),
     _ts("ts", nullable=False),
     sa.Column("seq", sa.SmallInteger(), nullable=False),
@@ -267,7 +299,8 @@ schema_version = sa.Table(
 #: The tables :meth:`Store.info` reports, in display order.
 DATA_TABLES = (market_data, raw_trades, bots, signals, trades, bot_performance)
 #: Every table a user may ask about (``tcp-lab db info``): the first version's (which
-#: migration 1 creates from ``DATA_TABLES``, so that tuple stays as it was) and the later ones.
+#: migration 1 creates from ``DATA_TABLES``, in their first shapes, so that tuple stays as it
+#: was) and the later ones.
 INFO_TABLES = (*DATA_TABLES, bot_owners, bot_corrections, quiet_slots, series_sources)
 
 
@@ -306,7 +339,7 @@ def _fills_in_sequence(dialect: Dialect) -> list[ExecutableDDLElement | str]:
     out: list[ExecutableDDLElement | str] = ["ALTER TABLE trades RENAME TO trades_v1"]
     if dialect.name == "postgresql":  # constraint names are per schema there
         out.append("ALTER TABLE trades_v1 RENAME CONSTRAINT trades_pkey TO trades_v1_pkey")
-    out.append(CreateTable(trades))
+    out.append(CreateTable(_trades_v3))
     out.append("INSERT INTO trades (bot_id, ts, seq, side, price, amount, fee, realized_pnl, "
                "reason) SELECT bot_id, ts, CASE WHEN side = 'buy' THEN 0 ELSE 1 END, side, "
                "price, amount, fee, realized_pnl, 'signal' FROM trades_v1")
@@ -314,9 +347,42 @@ def _fills_in_sequence(dialect: Dialect) -> list[ExecutableDDLElement | str]:
     return out
 
 
+#: The first shape of each table that has changed since migration 1 created it.
+_FIRST_SHAPES = {signals.name: _signals_v1, trades.name: _trades_v1}
+
+
+def _bot_symbol(dialect: Dialect) -> str:
+    """SQL for the symbol in the stored config of bot ``b`` (NULL when it has none)."""
+    if dialect.name == "postgresql":
+        return "b.state->'config'->>'symbol'"
+    return "json_extract_string(b.state, '$.config.symbol')"
+
+
+def _records_per_symbol(dialect: Dialect) -> list[ExecutableDDLElement | str]:
+    """Version 6: signals keyed by symbol too, fills naming theirs (portfolio bots).
+
+    The rows already stored are a single-symbol bot's: they get the symbol of the
+    bot's stored config (``bots.state``), or ``''`` when it is unknown.
+    """
+    symbol = f"COALESCE({_bot_symbol(dialect)}, '')"
+    out: list[ExecutableDDLElement | str] = []
+    for new in (signals, trades):  # the old shapes: _signals_v1, _trades_v3
+        old = f"{new.name}_v5"
+        out.append(f"ALTER TABLE {new.name} RENAME TO {old}")
+        if dialect.name == "postgresql":  # constraint names are per schema there
+            out.append(f"ALTER TABLE {old} RENAME CONSTRAINT {new.name}_pkey TO {old}_pkey")
+        out.append(CreateTable(new))
+        names = [c.name for c in new.columns]
+        values = [symbol if c == "symbol" else f"o.{c}" for c in names]
+        out.append(f"INSERT INTO {new.name} ({', '.join(names)}) SELECT {', '.join(values)} "
+                   f"FROM {old} AS o LEFT JOIN {bots.name} AS b ON b.id = o.bot_id")
+        out.append(f"DROP TABLE {old}")
+    return out
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "market data, raw trades, bots, signals, trades, performance",
-              _create([_trades_v1 if t is trades else t for t in DATA_TABLES])),
+              _create([_FIRST_SHAPES.get(t.name, t) for t in DATA_TABLES])),
     Migration(2, "raw trades: key kept unique by the writer, not by an index (DuckDB)",
               _unindexed_raw_trades),
     Migration(3, "bot fills: several per candle (seq), and the reason each filled",
@@ -325,6 +391,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _create([bot_owners, bot_corrections])),
     Migration(5, "candle series: confirmed-quiet slots and the source each was collected from",
               _create([quiet_slots, series_sources])),
+    Migration(6, "bot signals and fills name their symbol (portfolio bots)",
+              _records_per_symbol),
 )
 
 #: The version a fully migrated database has.

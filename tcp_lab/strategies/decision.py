@@ -53,6 +53,9 @@ class Decision:
     indicators: dict[str, float]
     stop_price: float = math.nan
     target_price: float = math.nan
+    #: The strategy sets stop or target levels (a series, NaN where the options rule),
+    #: as the backtest reads it per symbol.
+    has_levels: bool = False
 
     @property
     def action(self) -> str:
@@ -88,7 +91,8 @@ class Decision:
                    short_entry=last(out.short_entries), short_exit=last(out.short_exits),
                    confidence=confidence,
                    indicators={k: float(v.iat[-1]) for k, v in out.indicators.items()},
-                   stop_price=level(out.stop_price), target_price=level(out.target_price))
+                   stop_price=level(out.stop_price), target_price=level(out.target_price),
+                   has_levels=out.stop_price is not None or out.target_price is not None)
 
     @classmethod
     def of_arrays(cls, out: ArrayOutput, n: int, owner: str) -> Decision:
@@ -116,7 +120,8 @@ class Decision:
                   for key in ("stop_price", "target_price")}
         return cls(entry=bool(flags["entries"]), exit=bool(flags["exits"]),
                    short_entry=flags["short_entries"], short_exit=flags["short_exits"],
-                   confidence=confidence, indicators=indicators, **levels)
+                   confidence=confidence, indicators=indicators, **levels,
+                   has_levels=out.stop_price is not None or out.target_price is not None)
 
 
 def _last(values: np.ndarray, what: str, n: int, owner: str) -> object:

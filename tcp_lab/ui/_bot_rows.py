@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from tcp_lab.bots.config import market_label
+from tcp_lab.bots.portfolio_broker import stored_positions
+
 if TYPE_CHECKING:  # pragma: no cover
     from tcp_lab.store import Store
 
@@ -45,7 +48,16 @@ def _age(ts: pd.Timestamp | None, now: pd.Timestamp) -> str:
 def _num(value: Any, fmt: str = ".6g") -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
+    if isinstance(value, str):  # a portfolio bot's positions, by symbol
+        return value
     return format(value, fmt)
+
+
+def _positions_text(state: Mapping[str, Any]) -> str:
+    """A portfolio bot's open positions, e.g. ``BTC/USDT 0.12, ETH/USDT -1.5`` (or ``flat``)."""
+    _, positions = stored_positions(state)
+    held = [f"{s} {p:.6g}" for s, p in positions.items() if p != 0.0]
+    return ", ".join(held) or "flat"
 
 
 
@@ -68,14 +80,16 @@ def bot_row(bot: Mapping[str, Any], store: Store | None,
         if len(perf):
             equity = float(perf["equity"].iat[-1])
             position = float(perf["position"].iat[-1])
+    if cfg.get("symbols"):  # a portfolio bot: its position column is each symbol's
+        position = _positions_text(state)
     initial = cfg.get("init_cash", cfg.get("initial_balance"))
-    if equity is None and position in (None, 0, 0.0) and "cash" in account:
+    if equity is None and position in (None, 0, 0.0, "flat") and "cash" in account:
         equity = float(account["cash"])  # flat: equity is the cash
     pnl = None if equity is None or initial is None else equity - float(initial)
     return {
         "status": bot.get("status"),
         "strategy": bot.get("strategy"),
-        "market": " ".join(str(cfg.get(k, "?")) for k in ("exchange", "symbol", "timeframe")),
+        "market": market_label(cfg),
         "heartbeat": newest(_ts(bot.get("heartbeat")), old.get("heartbeat")),
         "last_candle": newest(last, old.get("last_candle")),
         "position": position,

@@ -290,7 +290,8 @@ class BotPanel(widgets.VBox):
                 if message.status in ("crashed", "failed") and message.detail:
                     row["last_error"] = message.detail
             else:
-                row["last_signal"] = f"{message.action} @ {message.price:.6g}"
+                symbol = f"{message.symbol} " if message.symbol else ""  # a portfolio bot's
+                row["last_signal"] = f"{symbol}{message.action} @ {message.price:.6g}"
                 row["last_candle"] = message.ts
             self._dirty.add(bot_id)
         self._render()

@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from tcp_lab.errors import ConfigError
-from tcp_lab.portfolio.sizing import SIZINGS, parse_sizing
+from tcp_lab.execution.sizing import SIZINGS, parse_sizing
 from tcp_lab.ui._html import error_html, metrics_html, note_html, table_html
 from tcp_lab.ui._layout import figure_widget, full_width
 from tcp_lab.ui._run_controls import STYLE, simulation_controls, strategy_picker
@@ -38,7 +38,7 @@ _OWNER = "PortfolioPanel"
 
 
 def takes_size(sizing: str) -> bool:
-    """Whether ``sizing`` needs ``size=`` (asked of :func:`~tcp_lab.portfolio.sizing.parse_sizing`,
+    """Whether ``sizing`` needs ``size=`` (asked of :func:`~tcp_lab.execution.sizing.parse_sizing`,
     so a sizing added to :data:`~tcp_lab.portfolio.SIZINGS` needs no change here)."""
     try:
         parse_sizing(sizing, None, None, 1)
@@ -167,7 +167,7 @@ class PortfolioPanel(widgets.VBox):
         self.size = widgets.BoundedFloatText(
             value=size or 0.0, min=0.0, max=1e15, description="size", style=STYLE,
             tooltip="the sizing's size: quote per entry (fixed_value), a share of the equity "
-                    "(fixed_fraction); see tcp_lab.portfolio.sizing")
+                    "(fixed_fraction); see tcp_lab.execution.sizing")
         self.max_positions = widgets.BoundedIntText(
             value=max_positions or 0, min=0, max=100_000, description="max positions",
             style=STYLE, tooltip="at most this many open positions; 0: no cap")

@@ -81,15 +81,19 @@ class FakeStore:
         row = self.bots.get(bot_id)
         return None if row is None else dict(row)
 
-    def record_signal(self, bot_id, ts, action, *, confidence=None, price=None, indicators=None):
+    def record_signal(self, bot_id, ts, action, *, confidence=None, price=None, indicators=None,
+                      symbol=""):
         self.writes += 1
-        self.signals[(bot_id, ts)] = dict(action=action, confidence=confidence, price=price,
+        # one signal per candle: a bot of one symbol (portfolio bots are tested on DuckDB)
+        self.signals[(bot_id, ts)] = dict(symbol=symbol, action=action,
+                                          confidence=confidence, price=price,
                                           indicators=indicators)
 
     def record_bot_trade(self, bot_id, ts, side, price, amount, *, fee=0.0, realized_pnl=None,
-                         seq=0, reason="signal"):
+                         seq=0, reason="signal", symbol=""):
         self.writes += 1
-        self.trades[(bot_id, ts, seq)] = dict(side=side, price=price, amount=amount, fee=fee,
+        self.trades[(bot_id, ts, seq)] = dict(symbol=symbol, side=side, price=price,
+                                              amount=amount, fee=fee,
                                               realized_pnl=realized_pnl, reason=reason)
 
     def record_performance(self, bot_id, ts, *, cash, position, equity):
@@ -97,28 +101,35 @@ class FakeStore:
         self.performance[(bot_id, ts)] = dict(cash=cash, position=position, equity=equity)
 
     def record_bot_candle(self, bot_id, ts, *, action, confidence, price, indicators, fills=(),
-                          cash, position, equity, state):
+                          cash, position, equity, state, symbol=""):
         self.record_signal(bot_id, ts, action, confidence=confidence, price=price,
-                           indicators=indicators)
+                           indicators=indicators, symbol=symbol)
+        self._record_rest(bot_id, ts, [{"symbol": symbol, **f} for f in fills], cash, position,
+                          equity, state)
+
+    def _record_rest(self, bot_id, ts, fills, cash, position, equity, state):
         for seq, fill in enumerate(fills):
             self.record_bot_trade(bot_id, ts, fill["side"], fill["price"], fill["amount"],
                                   fee=fill["fee"], realized_pnl=fill["realized_pnl"], seq=seq,
-                                  reason=fill["reason"])
+                                  reason=fill["reason"], symbol=fill["symbol"])
         self.record_performance(bot_id, ts, cash=cash, position=position, equity=equity)
         if isinstance(state, str):  # the store accepts the document as JSON text
             state = json.loads(state)
         self.update_bot(bot_id, last_candle_ts=ts, state=state)
 
     def write_bot_candles(self, records, tokens=None):
-        """What a bot host writes: records built by ``tcp_lab.store.bot_candle_record``."""
+        """What a bot host writes: records built by ``tcp_lab.store.bot_candle_record`` (or
+        ``portfolio_candle_record``: several signals)."""
         for r in records:
-            sig, perf, bot = r["signal"], r["performance"], r["bot"]
-            ts = pd.Timestamp(sig["ts"])
-            self.record_bot_candle(
-                sig["bot_id"], ts, action=sig["action"], confidence=sig["confidence"],
-                price=sig["price"], indicators=json.loads(sig["indicators"] or "null"),
-                fills=r["trades"], cash=perf["cash"], position=perf["position"],
-                equity=perf["equity"], state=bot["state"])
+            perf, bot = r["performance"], r["bot"]
+            ts = pd.Timestamp(perf["ts"])
+            for sig in r["signals"]:
+                self.record_signal(sig["bot_id"], ts, sig["action"],
+                                   confidence=sig["confidence"], price=sig["price"],
+                                   indicators=json.loads(sig["indicators"] or "null"),
+                                   symbol=sig["symbol"])
+            self._record_rest(perf["bot_id"], ts, r["trades"], perf["cash"], perf["position"],
+                              perf["equity"], bot["state"])
         return set()
 
     def heartbeat_bots(self, bot_ids, now=None, tokens=None):

@@ -73,7 +73,8 @@ def test_trading_options_are_the_backtests(tmp_path):
     ({"direction": "short"}, "field 'direction'", "long"),
     ({"start": "2024-01-01"}, "field 'start'", "zone"),
     ({"name": "my bot"}, "field 'name'", "not a valid bot name"),
-    ({"symbol": None}, "field 'symbol'", "string"),
+    ({"symbol": None}, "field 'symbol'", "or 'symbols' (a portfolio bot"),
+    ({"symbols": ["ETH/USDT"]}, "field 'symbol'", "both are set"),
 ])
 def test_errors_name_file_and_field(tmp_path, change, field, words):
     path = write(tmp_path, BASE | change)
@@ -84,7 +85,7 @@ def test_errors_name_file_and_field(tmp_path, change, field, words):
 
 
 def test_missing_field_missing_file_and_bad_json(tmp_path):
-    with pytest.raises(ConfigError, match="field 'symbol': Field required"):
+    with pytest.raises(ConfigError, match="field 'symbol': set either 'symbol'"):
         load_bot_config(write(tmp_path, {k: v for k, v in BASE.items() if k != "symbol"}))
     with pytest.raises(ConfigError, match="does not exist"):
         load_bot_config(tmp_path / "nope.json")

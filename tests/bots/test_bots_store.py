@@ -36,7 +36,7 @@ def test_writes_the_four_records_and_replays_idempotently(store):
                          store.load_performance("b1"))
     assert len(sig) == len(trades) == len(perf) == 1
     assert sig["indicators"].iat[0] == {"sma": 100.1, "warm": None}
-    assert trades.iloc[0].to_dict() == {"seq": 0, "side": "sell", "price": 101.5,
+    assert trades.iloc[0].to_dict() == {"symbol": "", "seq": 0, "side": "sell", "price": 101.5,
                                         "amount": 0.25, "fee": 0.03, "realized_pnl": -1.25,
                                         "reason": "stop_loss"}
     assert perf["cash"].iat[0] == 10.0
@@ -117,6 +117,6 @@ def test_fills_of_schema_version_1_survive_the_migration(store_url):
     with open_store(store_url) as new:
         assert new.info()["schema_version"] == S.SCHEMA_VERSION
         trades = new.load_bot_trades("b1")
-        assert trades.iloc[0].to_dict() == {"seq": 1, "side": "sell", "price": 101.5,
+        assert trades.iloc[0].to_dict() == {"symbol": "", "seq": 1, "side": "sell", "price": 101.5,
                                             "amount": 0.25, "fee": 0.03, "realized_pnl": -1.25,
                                             "reason": "signal"}

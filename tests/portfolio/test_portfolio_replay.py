@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import tcp_lab.portfolio.run as portfolio_run
 from tcp_lab import run_portfolio
-from tcp_lab.portfolio.driver import run_portfolio_nb
+from tcp_lab.execution.portfolio import run_portfolio_nb
 from tests.portfolio.portfolio_support import LE, LX, SE, SX, CodedLS, coded_universes
 
 CODES = [0, 0, LE, LX, SE, SX, LE | SX, SE | LX]

@@ -85,7 +85,7 @@ def test_migration_5_adds_the_tables_to_a_version_4_database(store_url, candle_f
         backend.run(at_version_4, write=True, exclusive=True)
         store.save_candles(candle_factory(10), *KEY)
         assert store.info()["schema_version"] == 4
-        assert store.init_schema() == 5 == S.SCHEMA_VERSION
+        assert store.init_schema() == S.SCHEMA_VERSION >= 5
         assert len(store.load_candles(*KEY)) == 10  # kept
         store.save_quiet_slots(minutes(2, "2024-03-01 01:00"), *KEY)
         store.save_series_source(*KEY, "http://127.0.0.1:8765")

@@ -54,7 +54,7 @@ With ``leverage`` above 1 (``run_portfolio(leverage=, maintenance_margin=)``) "t
 cash" above is the cash plus the credit: up to ``leverage - 1`` times the equity may
 be borrowed at each entry, so ``"all_in"`` holds up to ``leverage`` times the equity;
 the account is liquidated when its equity falls below the maintenance margin of its
-positions (:mod:`tcp_lab.portfolio.driver`). The risk
+positions (:mod:`tcp_lab.execution.portfolio`). The risk
 is measured from the bar's price (the close, or the open with
 ``price="next_open"``) before slippage and fees; the fees add to the loss at the
 stop.
@@ -66,10 +66,14 @@ import difflib
 import math
 from dataclasses import dataclass
 
-from tcp_lab.errors import ConfigError
-from tcp_lab.portfolio.driver import SIZE_EQUITY_FRACTION, SIZE_RISK, SIZE_STATIC
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["SIZINGS", "VOL_WINDOW", "Sizing", "parse_sizing", "check_vol_window"]
+from tcp_lab.errors import ConfigError
+from tcp_lab.execution.portfolio import SIZE_EQUITY_FRACTION, SIZE_RISK, SIZE_STATIC
+
+__all__ = ["SIZINGS", "VOL_WINDOW", "Sizing", "parse_sizing", "check_vol_window",
+           "volatility_fraction"]
 
 SIZINGS = ("all_in", "fixed_value", "fixed_fraction", "equal", "risk_percent",
            "volatility_target")
@@ -155,3 +159,28 @@ def check_vol_window(vol_window: int | None, sizing: str) -> int:
         raise ConfigError(f"{owner}: vol_window={vol_window!r}, expected a whole number of "
                           "candles >= 2", hint="e.g. vol_window=30")
     return vol_window
+
+
+def volatility_fraction(close: np.ndarray, target: float, window: int, per_year: float,
+                        cap: float = 1.0) -> np.ndarray:
+    """Share of equity per entry for a volatility target, at each candle of one symbol.
+
+    ``target / sigma`` (at most ``cap``, the leverage), sigma the annualised standard
+    deviation (``ddof=1``) of the log returns of the last ``window`` candles up to and
+    including each one; NaN for the first ``window`` candles (not known yet); all of
+    ``cap`` on a flat stretch (sigma 0). Each value is computed from its own window
+    alone (two-pass, no running sums), so a bot computing it on its trailing window
+    gets the backtest's value bit for bit.
+
+    >>> volatility_fraction(np.array([100.0, 101.0, 100.0, 102.0]), 0.2, 2, 365.0).round(4)
+    array([   nan,    nan, 0.7439, 0.4976])
+    """
+    close = np.asarray(close, dtype=np.float64)
+    out = np.full(len(close), np.nan)
+    if len(close) <= window:
+        return out
+    returns = np.diff(np.log(close))
+    sigma = sliding_window_view(returns, window).std(axis=1, ddof=1) * math.sqrt(per_year)
+    with np.errstate(divide="ignore"):  # a flat stretch: no volatility, all of the cap
+        out[window:] = np.minimum(target / sigma, cap)
+    return out

@@ -10,7 +10,7 @@ symbol's bar both are loaded into its state, the engine's own
 and both are taken back. So a short sale adds its proceeds to the shared cash and
 takes twice its value (plus fees) less the proceeds from the shared free cash; covering
 gives it back; a long buy takes its cost from both (vectorbt's accounting, without
-``lock_cash``: see :mod:`tcp_lab.portfolio.sizing` for what that allows).
+``lock_cash``: see :mod:`tcp_lab.execution.sizing` for what that allows).
 
 Within one close time the symbols whose bar has no entry signal go first (their
 exits and stops free cash), then those with an entry signal, by confidence
@@ -94,7 +94,7 @@ def _equity_nb(cash, states, mark):
 @njit(cache=True)
 def _step_nb(states, s, t, cash, free_cash, credit, o, h, lo, c, le, lx, se, sx, sp, tp,
              at_open, use_levels, opts, fills, orders, n_orders, trips, n_trips, entry_idx,
-             order_sym, trip_sym):
+             order_sym, trip_sym, order_trip):
     """One symbol's bar on its own state with the shared ``cash`` and ``free_cash``
     loaded, plus the ``credit`` it may borrow (its ``position`` and ``debt`` are its
     own); returns (cash, free_cash, n_orders, n_trips) without the credit."""
@@ -103,20 +103,22 @@ def _step_nb(states, s, t, cash, free_cash, credit, o, h, lo, c, le, lx, se, sx,
     st[FREE_CASH] = free_cash + credit
     k = bar_nb(st, o, h, lo, c, le, lx, se, sx, sp, tp, at_open, use_levels, opts, fills)
     n_orders, n_trips = _book_nb(s, t, k, fills, orders, n_orders, trips, n_trips, entry_idx,
-                                 order_sym, trip_sym)
+                                 order_sym, trip_sym, order_trip)
     return st[CASH] - credit, st[FREE_CASH] - credit, n_orders, n_trips
 
 
 @njit(cache=True, inline="always")
 def _book_nb(s, t, k, fills, orders, n_orders, trips, n_trips, entry_idx, order_sym,
-             trip_sym):
-    """Record the first ``k`` of ``fills`` for symbol ``s``; returns (n_orders, n_trips)."""
+             trip_sym, order_trip):
+    """Record the first ``k`` of ``fills`` for symbol ``s`` (with the round trip each
+    closed, -1: none); returns (n_orders, n_trips)."""
     for j in range(k):
         n0, m0 = n_orders, n_trips
         n_orders, n_trips, entry_idx[s] = _record_nb(t, fills[j], orders, n_orders, trips,
                                                      n_trips, entry_idx[s])
         for q in range(n0, n_orders):
             order_sym[q] = s
+            order_trip[q] = m0 if n_trips > m0 else -1
         for q in range(m0, n_trips):
             trip_sym[q] = s
     return n_orders, n_trips
@@ -203,6 +205,8 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
         The rest of the account to go on from: per symbol ``(S, 4)`` its last
         close, net cash flow, entry and last time positions; ``(3,)`` the cash,
         the free cash and whether it was liquidated to nothing.
+    order_trip : ndarray ``(n_orders,)``
+        The row of ``trips`` each fill closed (-1: it closed none), for its P&L.
     """
     n_t, n_s = close.shape
     opts = opts.copy()
@@ -233,6 +237,7 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
     n_cap = 2 * n_sig + n_s + n_le  # + a liquidation per position opened
     orders = np.empty((n_cap, 6))
     order_sym = np.empty(n_cap, dtype=np.int64)
+    order_trip = np.empty(n_cap, dtype=np.int64)
     trips = np.empty((n_cap + n_s, 13))
     trip_sym = np.empty(n_cap + n_s, dtype=np.int64)
     skipped = np.empty((n_le, 3))
@@ -283,7 +288,8 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
             cash, free_cash, n_orders, n_trips = _step_nb(
                 states, s, g, cash, free_cash, credit, open_[t, s], high[t, s], low[t, s],
                 close[t, s], False, lx[t, s], False, sx[t, s], sp, tp, at_open, use_levels[s],
-                opts, fills, orders, n_orders, trips, n_trips, entry_idx, order_sym, trip_sym)
+                opts, fills, orders, n_orders, trips, n_trips, entry_idx, order_sym, trip_sym,
+                order_trip)
             flow[s] += cash - before
             n_open += (1 if st[POSITION] != 0.0 else 0) - (1 if was_open else 0)
         # 2. entries: confidence descending, then symbol position (insertion sort: few)
@@ -344,7 +350,7 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
                 states, s, g, cash, free_cash, credit, open_[t, s], high[t, s], low[t, s],
                 close[t, s], go and le[t, s], lx[t, s], go and se[t, s], sx[t, s], sp, tp,
                 at_open, use_levels[s], opts, fills, orders, n_orders, trips, n_trips,
-                entry_idx, order_sym, trip_sym)
+                entry_idx, order_sym, trip_sym, order_trip)
             if entry and go and st[N_ENTRIES] == entries:
                 skipped[n_skipped, 0], skipped[n_skipped, 1], skipped[n_skipped, 2] = g, s, 1
                 n_skipped += 1
@@ -369,7 +375,8 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
                     st[FREE_CASH] = free_cash + gross
                     if exit_nb(st, mark[s], opts[O_SLIPPAGE], R_LIQUIDATION, opts, fills[0]):
                         n_orders, n_trips = _book_nb(s, g, 1, fills, orders, n_orders, trips,
-                                                     n_trips, entry_idx, order_sym, trip_sym)
+                                                     n_trips, entry_idx, order_sym, trip_sym,
+                                                     order_trip)
                     cash, free_cash = st[CASH] - gross, st[FREE_CASH] - gross
                     flow[s] += cash - before
                     n_open -= 1 if st[POSITION] == 0.0 else 0
@@ -414,4 +421,4 @@ def run_portfolio_nb(open_, high, low, close, has_bar, le, lx, se, sx, stop_pric
     acct = np.array([cash, free_cash, 1.0 if blown else 0.0])
     return (equity, cash_out, value, pnl, n_open_out, orders[:n_orders].copy(),
             order_sym[:n_orders].copy(), all_trips, all_trip_sym, skipped[:n_skipped].copy(),
-            states, ambiguous, book, acct)
+            states, ambiguous, book, acct, order_trip[:n_orders].copy())
