@@ -5,7 +5,8 @@ process it lives in: a thread of the manager on the embedded default, a host
 process (:mod:`tcp_lab.bots.host_process`) on PostgreSQL + Redis.
 
 - **One subscription per symbol.** Bots of a symbol share one bus
-  subscription: each candle is decoded once and handed to every bot of it.
+  subscription: each candle is decoded once and handed to every bot of it (a
+  portfolio bot is a bot of each of its symbols).
   It takes the symbol's live trades too once a bot with stops or targets
   joins (resubscribed with both channels; those bots then treat the forming
   candle as interrupted and resolve it from the store); trades go to those
