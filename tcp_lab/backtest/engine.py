@@ -310,8 +310,10 @@ def run_backtest(
     >>> from tcp_lab.testing import make_candles
     >>> r = run_backtest("sma_cross", make_candles(5000), parameters={"fast": 10, "slow": 30},
     ...                  stop_loss=0.01)
-    >>> sorted(r.metrics)[:3]
-    ['ambiguous_bars', 'avg_trade_return', 'buy_and_hold_return']
+    >>> {"total_return", "sharpe", "max_drawdown", "n_trades"} <= set(r.metrics)
+    True
+    >>> r.metrics["n_trades"] > 0
+    True
     """
     if isinstance(strategy, str):
         strategy = get_strategy(strategy, parameters)

@@ -313,7 +313,7 @@ class Bot(BotBase):
     Examples
     --------
     >>> bot = Bot(config, store)          # doctest: +SKIP
-    >>> bot.catch_up()                    # process every stored candle not yet processed
+    >>> len(bot.catch_up())               # doctest: +SKIP
     3000
     >>> bot.account.cash                  # doctest: +SKIP
     """

@@ -119,6 +119,7 @@ def portfolio_candle_record(bot_id: str, ts: object, *, signals: Sequence[Mappin
 
     Examples
     --------
+    >>> import pandas as pd
     >>> ts = pd.Timestamp("2024-03-01 00:05", tz="UTC")
     >>> record = portfolio_candle_record("pf", ts, signals=[
     ...     {"symbol": "BTC/USDT", "action": "buy", "confidence": 1.0, "price": 62000.0,

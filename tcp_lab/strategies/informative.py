@@ -88,11 +88,11 @@ def align(higher: pd.DataFrame, lower: pd.DataFrame | pd.DatetimeIndex) -> pd.Da
     --------
     >>> from tcp_lab.testing import make_candles
     >>> five = make_candles(24, "5m", start="2024-01-01 09:05")
-    >>> hour = make_candles(3, "1h", start="2024-01-01 09:00")
+    >>> hour = make_candles(3, "1h", start="2024-01-01 08:00")  # closes 09:00, 10:00, 11:00
     >>> a = align(hour, five)
-    >>> a.loc["2024-01-01 09:55", "close"] == hour.loc["2024-01-01 09:00", "close"]
+    >>> bool(a.loc["2024-01-01 09:55", "close"] == hour.loc["2024-01-01 09:00", "close"])
     True
-    >>> a.loc["2024-01-01 10:00", "close"] == hour.loc["2024-01-01 10:00", "close"]
+    >>> bool(a.loc["2024-01-01 10:00", "close"] == hour.loc["2024-01-01 10:00", "close"])
     True
     """
     index = lower.index if isinstance(lower, pd.DataFrame) else pd.DatetimeIndex(lower)
