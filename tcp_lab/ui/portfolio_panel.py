@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from tcp_lab.errors import ConfigError
-from tcp_lab.execution.sizing import SIZINGS, parse_sizing
+from tcp_lab.execution.sizing import SIZINGS, VOL_WINDOW, parse_sizing
 from tcp_lab.ui._html import error_html, metrics_html, note_html, table_html
 from tcp_lab.ui._layout import figure_widget, full_width
 from tcp_lab.ui._run_controls import STYLE, simulation_controls, strategy_picker
@@ -73,9 +73,11 @@ class PortfolioPanel(widgets.VBox):
     stop_loss
         Starting stop distance below each entry, e.g. 0.02 (None: no stop);
         ``"risk_percent"`` sizing needs a stop.
-    direction, leverage
-        ``"long"`` or ``"longshort"``; leverage 1 or more (above 1: borrowing and
-        liquidation at the default maintenance margin, see ``run_portfolio``).
+    vol_window
+        Candles of the volatility estimate of ``"volatility_target"`` sizing (default 30).
+    direction, leverage, maintenance_margin
+        ``"long"`` or ``"longshort"``; leverage 1 or more (above 1: borrowing, and
+        liquidation below the maintenance margin of the positions, see ``run_portfolio``).
     fees, slippage, init_cash
         Starting values of the simulation controls.
 
@@ -93,8 +95,11 @@ class PortfolioPanel(widgets.VBox):
         Cap on open positions; 0 means no cap.
     stop_loss
         Stop distance below each entry (a fraction); 0 means no stop.
-    direction, leverage
-        Long only or long/short; how many times the equity the account may hold.
+    vol_window
+        Volatility window of ``"volatility_target"``; disabled for the other sizings.
+    direction, leverage, maintenance_margin
+        Long only or long/short; how many times the equity the account may hold; the
+        maintenance margin rate (enabled with leverage above 1).
     fees, slippage, init_cash
         Simulation controls.
     run_button
@@ -138,8 +143,10 @@ class PortfolioPanel(widgets.VBox):
         size: float | None = None,
         max_positions: int | None = None,
         stop_loss: float | None = None,
+        vol_window: int | None = None,
         direction: str = "long",
         leverage: float = 1.0,
+        maintenance_margin: float = 0.005,
         fees: float = 0.001,
         slippage: float = 0.0,
         init_cash: float = 10_000.0,
@@ -174,12 +181,21 @@ class PortfolioPanel(widgets.VBox):
         self.stop_loss = widgets.BoundedFloatText(
             value=stop_loss or 0.0, min=0.0, max=0.999, step=0.005, description="stop loss",
             style=STYLE, tooltip="stop this fraction below each entry, e.g. 0.02; 0: no stop")
+        self.vol_window = widgets.BoundedIntText(
+            value=vol_window or VOL_WINDOW, min=2, max=100_000, description="vol window",
+            style=STYLE, tooltip="candles of each symbol's volatility estimate "
+                                 "(volatility_target sizing)")
         self.direction = widgets.Dropdown(options=["long", "longshort"], value=direction,
                                           description="direction")
         self.leverage = widgets.BoundedFloatText(
             value=leverage, min=1.0, max=125.0, step=0.5, description="leverage", style=STYLE,
             tooltip="hold up to this many times the equity; above 1 the account is liquidated "
                     "below the maintenance margin")
+        self.maintenance_margin = widgets.BoundedFloatText(
+            value=maintenance_margin, min=0.0, max=0.999, step=0.005,
+            description="maintenance margin", style=STYLE,
+            tooltip="liquidated when the equity falls below this share of the positions' "
+                    "value (with leverage above 1)")
         self.fees, self.slippage, self.init_cash = simulation_controls(fees, slippage, init_cash)
         self.run_button = widgets.Button(description="Run portfolio", button_style="primary",
                                          icon="play")
@@ -193,9 +209,10 @@ class PortfolioPanel(widgets.VBox):
             widgets.HBox([self.strategy_picker, self.series_picker]),
             self.symbol_picker,
             self._params_box,
-            widgets.HBox([self.sizing_picker, self.size, self.max_positions, self.stop_loss]),
-            widgets.HBox([self.direction, self.leverage, self.fees, self.slippage,
-                          self.init_cash]),
+            widgets.HBox([self.sizing_picker, self.size, self.vol_window, self.max_positions,
+                          self.stop_loss]),
+            widgets.HBox([self.direction, self.leverage, self.maintenance_margin]),
+            widgets.HBox([self.fees, self.slippage, self.init_cash]),
             self.run_button, self.status, self.error,
             widgets.HBox([self.metrics, self.by_symbol]), self._charts,
         ], layout=full_width())
@@ -210,6 +227,7 @@ class PortfolioPanel(widgets.VBox):
         self.strategy_picker.observe(lambda _: self._build_controls(None), names="value")
         self.series_picker.observe(lambda _: self._list_symbols(None), names="value")
         self.sizing_picker.observe(lambda _: self._enable_size(), names="value")
+        self.leverage.observe(lambda _: self._enable_size(), names="value")
         self.run_button.on_click(lambda _: self.run())
 
     # -- data ------------------------------------------------------------------------
@@ -271,7 +289,10 @@ class PortfolioPanel(widgets.VBox):
         self._params_box.children = list(self.controls.values())
 
     def _enable_size(self) -> None:
+        """Enable the boxes the current sizing and leverage use."""
         self.size.disabled = not takes_size(self.sizing_picker.value)
+        self.vol_window.disabled = self.sizing_picker.value != "volatility_target"
+        self.maintenance_margin.disabled = self.leverage.value <= 1.0
 
     def options(self) -> dict[str, Any]:
         """The controls' values as ``run_portfolio`` keyword arguments (without the data)."""
@@ -280,7 +301,9 @@ class PortfolioPanel(widgets.VBox):
                     size=self.size.value if takes_size(sizing) else None,
                     max_positions=self.max_positions.value or None,
                     stop_loss=self.stop_loss.value or None,
+                    vol_window=None if self.vol_window.disabled else self.vol_window.value,
                     direction=self.direction.value, leverage=self.leverage.value,
+                    maintenance_margin=self.maintenance_margin.value,
                     init_cash=self.init_cash.value, fees=self.fees.value,
                     slippage=self.slippage.value)
 

@@ -99,8 +99,9 @@ def test_sizing_size_and_max_positions_reach_run_portfolio(universe, monkeypatch
     assert panel.error.value == ""
     assert calls[-1] | {"parameters": None} == {
         "parameters": None, "sizing": "fixed_value", "size": 1_000.0, "max_positions": 1,
-        "stop_loss": None, "direction": "long", "leverage": 1.0, "init_cash": 10_000.0,
-        "fees": 0.001, "slippage": 0.0, "timeframe": None}
+        "stop_loss": None, "vol_window": None, "direction": "long", "leverage": 1.0,
+        "maintenance_margin": 0.005, "init_cash": 10_000.0, "fees": 0.001, "slippage": 0.0,
+        "timeframe": None}
     assert calls[-1]["parameters"] == PARAMS
     assert panel.result.options["sizing"] == "fixed_value"
     assert (panel.result.skipped["reason"] == "max_positions").any()
@@ -113,11 +114,23 @@ def test_sizing_size_and_max_positions_reach_run_portfolio(universe, monkeypatch
     assert calls[-1]["sizing"] == "all_in" and calls[-1]["stop_loss"] == 0.02
     assert calls[-1]["size"] is None and calls[-1]["max_positions"] is None
     assert panel.result.options["stop_loss"] == 0.02
+    assert panel.maintenance_margin.disabled  # no leverage: no margin
     panel.direction.value, panel.leverage.value = "longshort", 2.0
+    assert not panel.maintenance_margin.disabled
+    panel.maintenance_margin.value = 0.02
     panel.run_button.click()
     assert panel.error.value == ""
     assert calls[-1]["direction"] == "longshort" and calls[-1]["leverage"] == 2.0
     assert panel.result.options["leverage"] == 2.0 and panel.result.cash.min() < 0  # borrowed
+    assert panel.result.options["maintenance_margin"] == 0.02
+    assert panel.vol_window.disabled
+    panel.leverage.value = 1.0
+    panel.sizing_picker.value, panel.size.value = "volatility_target", 0.3
+    assert not panel.vol_window.disabled
+    panel.vol_window.value = 12
+    panel.run_button.click()
+    assert panel.error.value == ""
+    assert calls[-1]["vol_window"] == 12 and panel.result.options["vol_window"] == 12
 
 
 def test_the_size_box_follows_the_sizings_that_take_a_size(universe):
