@@ -478,3 +478,19 @@ def test_the_bot_panel_row_shows_each_symbols_position(store):
     assert row["position"] == (", ".join(f"{s} {p:.6g}" for s, p in held.items()) or "flat")
     assert row["equity"] == store.load_performance("pf")["equity"].iat[-1]
     assert row["position"] in bots_table_html({"pf": row}, pd.Timestamp.now(tz="UTC"))
+
+
+def test_a_strategy_reading_another_symbol_trades_as_in_the_backtest(store):
+    """Informative series: each symbol's own hourly candles and ETH/USDT's, taken from the
+    portfolio's candles up to the close time, as run_portfolio takes them from the universe."""
+    from tcp_lab.testing import make_candles
+
+    universe = {"BTC/USDT": make_candles(400, "5m", seed=1, volatility=1.5),
+                "ETH/USDT": make_candles(400, "5m", seed=2, start_price=2000.0, volatility=1.5)}
+    for sym, c in universe.items():
+        store.save_candles(c, EXCHANGE, sym, "5m")
+    config = _config(strategy="tests.fixtures.informative_strategies.HourTrend",
+                     parameters={}, symbols=list(universe), timeframe="5m", sizing="equal")
+    PortfolioBot(config, store).catch_up()
+    _assert_replays_backtest(store, config, universe)
+    assert len(store.load_bot_trades("pf")) > 0
