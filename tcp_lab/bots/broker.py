@@ -36,7 +36,8 @@ from tcp_lab.execution.account import FILL_FIELDS, N_FILL, N_STATE, open_account
 from tcp_lab.execution.kernel import bar_nb, levels_on_nb
 from tcp_lab.execution.on_trades import close_trades_bar_nb, scan_trades_nb
 
-__all__ = ["Account", "Flags", "Fill", "PaperBroker"]
+__all__ = ["Account", "Flags", "Fill", "PaperBroker", "signal_flags", "candle_prices",
+           "check_fills_at_close"]
 
 _F = {name: k for k, name in enumerate(FILL_FIELDS)}
 _S = {name: k for k, name in enumerate(STATE_FIELDS)}
@@ -157,6 +158,41 @@ class Account:
         return cls(fresh)
 
 
+def signal_flags(direction: str, entry: bool, exit: bool, short_entry: bool | None = None,
+                 short_exit: bool | None = None) -> Flags:
+    """How the engine reads one candle's signals for ``direction`` (``short_entry`` and
+    ``short_exit`` None: the strategy gives none; then ``longshort`` reverses)."""
+    return Flags(*(bool(f) for f in route_signals(direction, entry, exit, short_entry,
+                                                   short_exit)))
+
+
+def candle_prices(candle: Sequence[float]) -> tuple[float, float, float, float]:
+    """Open, high, low and close of a candle a paper broker fills on (each finite, > 0).
+
+    Raises
+    ------
+    StrategyError
+        A price that is not a positive number.
+    """
+    o, h, lo, c = (float(x) for x in candle)
+    if not all(math.isfinite(x) and x > 0 for x in (o, h, lo, c)):
+        raise StrategyError(f"paper broker: cannot fill on candle {tuple(candle)!r}")
+    return o, h, lo, c
+
+
+def check_fills_at_close(options: TradingOptions) -> None:
+    """A paper bot fills at the close of the candle it decides on.
+
+    Raises
+    ------
+    ConfigError
+        ``price="next_open"``.
+    """
+    if options.price != "close":
+        raise ConfigError("a paper bot fills at the close of the candle it decides on",
+                          hint="use price 'close' for bots")
+
+
 class PaperBroker:
     """Turns one candle's signals into fills on an :class:`Account` (pure, no I/O).
 
@@ -174,9 +210,7 @@ class PaperBroker:
     """
 
     def __init__(self, options: TradingOptions) -> None:
-        if options.price != "close":
-            raise ConfigError("a paper bot fills at the close of the candle it decides on",
-                              hint="use price 'close' for bots")
+        check_fills_at_close(options)
         self.options = options
         self.direction = options.direction
         self._opts = options.kernel_options()
@@ -189,8 +223,7 @@ class PaperBroker:
         ``short_entry``/``short_exit`` are None when the strategy does not
         produce them; then ``longshort`` reverses on ``exit``/``entry``.
         """
-        return Flags(*(bool(f) for f in route_signals(self.direction, entry, exit, short_entry,
-                                                       short_exit)))
+        return signal_flags(self.direction, entry, exit, short_entry, short_exit)
 
     def on_candle(self, account: Account, flags: Flags, candle: Sequence[float],
                   stop_price: float = math.nan, target_price: float = math.nan,
@@ -207,9 +240,7 @@ class PaperBroker:
             The account after the candle and its fills, oldest first (at most two:
             a stop or target, then the close's order).
         """
-        o, h, lo, c = (float(x) for x in candle)
-        if not all(math.isfinite(x) and x > 0 for x in (o, h, lo, c)):
-            raise StrategyError(f"paper broker: cannot fill on candle {candle!r}")
+        o, h, lo, c = candle_prices(candle)
         state = account.state.copy()
         use_levels = levels_on_nb(self._opts, not (math.isnan(stop_price)
                                                    and math.isnan(target_price)))

@@ -45,7 +45,7 @@ import pandas as pd
 
 from tcp_lab.bots import window as W
 from tcp_lab.bots.bot import BotBase, CandleError, RecordSink, _finite_or_none
-from tcp_lab.bots.broker import Fill, Flags
+from tcp_lab.bots.broker import Fill, signal_flags
 from tcp_lab.bots.config import BotConfig
 from tcp_lab.bots.policy import Clock, utc_now
 from tcp_lab.bots.portfolio_broker import (
@@ -56,7 +56,6 @@ from tcp_lab.bots.portfolio_broker import (
 )
 from tcp_lab.bus import CandleMessage
 from tcp_lab.errors import ConfigError, DataError
-from tcp_lab.execution import route_signals
 from tcp_lab.execution.sizing import check_vol_window, volatility_fraction
 from tcp_lab.store import portfolio_candle_record
 from tcp_lab.strategies import Signal
@@ -354,6 +353,8 @@ class PortfolioBot(BotBase):
         if upto is not None:
             bound = min(bound, upto.value // 1000)
         after = -1 if self._last is None else self._last.value // 1000
+        if bound <= after:  # most candles: a close time still waiting for other symbols
+            return np.zeros(0, dtype=np.int64)
         times = np.unique(np.concatenate([self._buf[s]["ts"] for s in self._symbols]))
         return times[(times > after) & (times <= bound)]
 
@@ -413,8 +414,8 @@ class PortfolioBot(BotBase):
                 ) -> tuple[SymbolBar, Signal]:
         view = self._with_informative(symbol, window) if self._informative else window
         d = last_decision(self.strategy, view, label=self._label)
-        flags = Flags(*(bool(f) for f in route_signals(
-            self.broker.options.direction, d.entry, d.exit, d.short_entry, d.short_exit)))
+        flags = signal_flags(self.broker.options.direction, d.entry, d.exit, d.short_entry,
+                             d.short_exit)
         fraction = math.nan
         if self._vol:
             closes = window["close"][-(self._vol + 1):]

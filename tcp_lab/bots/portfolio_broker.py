@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from tcp_lab.bots.broker import Fill, Flags
-from tcp_lab.errors import ConfigError, StrategyError
+from tcp_lab.bots.broker import Fill, Flags, candle_prices, check_fills_at_close
 from tcp_lab.execution import REASONS, TradingOptions
 from tcp_lab.execution.account import N_STATE, POSITION, open_account_nb
 from tcp_lab.execution.portfolio import SKIP_REASONS, run_portfolio_nb
@@ -180,9 +179,7 @@ class PortfolioBroker:
     def __init__(self, options: TradingOptions, sizing: Sizing, n_symbols: int, *,
                  max_positions: int | None = None, leverage: float = 1.0,
                  maintenance_margin: float = 0.005) -> None:
-        if options.price != "close":
-            raise ConfigError("a paper bot fills at the close of the candle it decides on",
-                              hint="use price 'close' for bots")
+        check_fills_at_close(options)
         self.options, self.sizing, self.n_symbols = options, sizing, int(n_symbols)
         self._opts = options.kernel_options()
         self._max = self.n_symbols if max_positions is None else int(max_positions)
@@ -204,10 +201,7 @@ class PortfolioBroker:
         confidence = np.full((1, n), -np.inf)
         fraction = np.full((1, n), np.nan)
         for s, bar in bars.items():
-            prices = (bar.open, bar.high, bar.low, bar.close)
-            if not all(math.isfinite(x) and x > 0 for x in prices):
-                raise StrategyError(f"paper broker: cannot fill on candle {prices!r}")
-            ohlc[:, 0, s] = prices
+            ohlc[:, 0, s] = candle_prices((bar.open, bar.high, bar.low, bar.close))
             has_bar[0, s] = True
             f = bar.flags
             flags[:, 0, s] = (f.long_entry, f.long_exit, f.short_entry, f.short_exit)
